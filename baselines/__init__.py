@@ -1,0 +1,1 @@
+"""The erasers shipped with erasebench, one plugin per file."""

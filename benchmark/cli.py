@@ -1,0 +1,337 @@
+"""The ``erasebench`` command: run, list, report, verify.
+
+Bad input prints one line ``error: ...`` on stderr and exits with code 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+import yaml
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .errors import ErasebenchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Evaluate concept erasure in text-to-video diffusion models.",
+)
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+def fail(message: str) -> None:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ErasebenchError(f"{what} {item!r} is not KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def build_spec(config: Optional[Path], cli: dict[str, Any]) -> "RunSpec":
+    from .runner import load_spec_file
+    from .specs import PluginSpec, RunSpec
+    from .suites import load_suite_spec
+
+    data: dict[str, Any] = dict(load_spec_file(config)) if config else {}
+    if "method" in data:
+        data["eraser"] = {"name": data.pop("method"), "args": data.pop("eraser_args", {})}
+    for key, value in cli.items():
+        if value is None or value == {} or value == ():
+            continue
+        if key == "method":
+            eraser = dict(data.get("eraser") or {})
+            eraser["name"] = value
+            data["eraser"] = eraser
+        elif key == "eraser_args":
+            eraser = dict(data.get("eraser") or {})
+            eraser["args"] = {**eraser.get("args", {}), **value}
+            data["eraser"] = eraser
+        elif key == "generation":
+            data["generation"] = {**data.get("generation", {}), **value}
+        else:
+            data[key] = value
+    if isinstance(data.get("metrics"), (list, tuple)):
+        data["metrics"] = [PluginSpec(name=m) if isinstance(m, str) else m for m in data["metrics"]]
+    if "eraser" not in data:
+        raise ErasebenchError("no method given: pass --method NAME (see erasebench list erasers)")
+    if "suite" not in data:
+        raise ErasebenchError("no suite given: pass --suite NAME (see erasebench list suites)")
+    if not data.get("model"):
+        suite_spec, _ = load_suite_spec(data["suite"])
+        if not suite_spec.default_model:
+            raise ErasebenchError(f"no --model given and suite {suite_spec.name!r} names no default model")
+        data["model"] = suite_spec.default_model
+    try:
+        return RunSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        flag = "--" + loc.replace("_", "-")
+        raise ErasebenchError(f"{flag} {value!r}: {err['msg']}") from None
+
+
+def make_progress() -> tuple[Progress, Any]:
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+
+    def factory(description: str, total: int):
+        task = progress.add_task(description, total=total)
+        return lambda n=1: progress.advance(task, n)
+
+    return progress, factory
+
+
+def leaderboard_row(results: dict[str, Any]) -> Table:
+    from .report import method_label
+
+    table = Table(title=f"{results['suite']['name']} on {results['model']['label']}")
+    table.add_column("method")
+    values = []
+    for metric, aggregates in results["aggregates"]["overall"].items():
+        for key, value in aggregates.items():
+            table.add_column(metric if key == metric else f"{metric}.{key}", justify="right")
+            values.append(f"{value:.4f}" if isinstance(value, float) else str(value))
+    table.add_row(method_label(results), *values)
+    return table
+
+
+@app.command()
+def run(
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="Eraser name (erasebench list erasers)."),
+    suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite name or path to a suite YAML."),
+    model: Optional[str] = typer.Option(None, "--model", help="Named model, hub id (owner/name) or local pipeline folder."),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision of the model."),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the suite's)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use the first N prompts of the suite."),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Videos per prompt."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Run seed mixed into derived per-prompt seeds (0 = the suite's own)."),
+    seed_policy: Optional[str] = typer.Option(None, "--seed-policy", help="derived | column | fixed:N (default: the suite's)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, float16 or bfloat16."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Videos per pipeline call."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="num_inference_steps override."),
+    frames: Optional[int] = typer.Option(None, "--frames", help="num_frames override."),
+    height: Optional[int] = typer.Option(None, "--height"),
+    width: Optional[int] = typer.Option(None, "--width"),
+    guidance_scale: Optional[float] = typer.Option(None, "--guidance-scale"),
+    gen: Optional[list[str]] = typer.Option(None, "--gen", help="Extra pipeline kwarg KEY=VALUE (repeatable)."),
+    eraser_arg: Optional[list[str]] = typer.Option(None, "--eraser-arg", help="Eraser argument KEY=VALUE (repeatable)."),
+    metric_arg: Optional[list[str]] = typer.Option(None, "--metric-arg", help="Metric argument METRIC.KEY=VALUE (repeatable)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the suite's data files."),
+    video_codec: Optional[str] = typer.Option(None, "--video-codec", help="lossless (default) or h264."),
+    overwrite: Optional[str] = typer.Option(None, "--overwrite", help="always | never | only-missing (default) | only-cache."),
+    out: Path = typer.Option(Path("erasebench-runs"), "--out", "-o", help="Output root: videos, scores, runs."),
+    config: Optional[Path] = typer.Option(None, "--config", help="run.yaml with any of these settings."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Generate one video per (prompt, sample) with the eraser applied, score them, write results."""
+    try:
+        from .runner import Runner, parse_plugin_list, plan_run
+
+        generation = {
+            k: v
+            for k, v in {"num_inference_steps": steps, "num_frames": frames, "height": height, "width": width, "guidance_scale": guidance_scale}.items()
+            if v is not None
+        }
+        extra = parse_assignments(gen, "--gen")
+        if extra:
+            generation["extra"] = extra
+        metric_plugins = parse_plugin_list(metrics)
+        metric_args: dict[str, dict[str, Any]] = {}
+        for key, value in parse_assignments(metric_arg, "--metric-arg").items():
+            name, dot, arg = key.partition(".")
+            if not dot:
+                raise ErasebenchError(f"--metric-arg {key!r} must be METRIC.KEY=VALUE")
+            metric_args.setdefault(name, {})[arg] = value
+        if metric_args:
+            from .specs import PluginSpec
+
+            if not metric_plugins:
+                from .suites import load_suite_spec
+
+                metric_plugins = load_suite_spec(suite).metrics if suite else ()
+            names = {m.name for m in metric_plugins}
+            for name in metric_args:
+                if name not in names:
+                    raise ErasebenchError(f"--metric-arg names metric {name!r}, which this run does not use ({', '.join(sorted(names))})")
+            metric_plugins = tuple(PluginSpec(name=m.name, args={**m.args, **metric_args.get(m.name, {})}) for m in metric_plugins)
+        spec = build_spec(
+            config,
+            {
+                "method": method,
+                "eraser_args": parse_assignments(eraser_arg, "--eraser-arg"),
+                "suite": suite,
+                "model": model,
+                "model_revision": revision,
+                "metrics": metric_plugins,
+                "limit": limit,
+                "samples": samples,
+                "seed": seed,
+                "seed_policy": seed_policy,
+                "device": device,
+                "dtype": dtype,
+                "batch_size": batch_size,
+                "generation": generation,
+                "data_dir": data_dir,
+                "video_codec": video_codec,
+                "overwrite": overwrite,
+            },
+        )
+        plan = plan_run(spec, out)
+        progress, factory = make_progress()
+        log = (lambda s: None) if quiet else (lambda s: err_console.print(s, markup=False, highlight=False))
+        if quiet:
+            results = Runner(plan, None, log).run()
+        else:
+            with progress:
+                results = Runner(plan, factory, log).run()
+    except ErasebenchError as exc:
+        fail(str(exc))
+        return
+    if results is None:  # a non-main process of a distributed run
+        return
+    out_console.print(leaderboard_row(results))
+    out_console.print(f"results: {plan.run_dir / 'results.json'}", markup=False, highlight=False)
+
+
+@app.command("list")
+def list_plugins(
+    kind: Optional[str] = typer.Argument(None, help="erasers | suites | metrics | models | families (default: all)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Show one suite's prompt count per category."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir"),
+) -> None:
+    """List the registered plugins with a one-line description each, or one suite's prompt counts."""
+    try:
+        if suite:
+            from collections import Counter
+
+            from .suites import load_suite
+
+            loaded = load_suite(suite, data_dir)
+            table = Table(title=f"{loaded.name} v{loaded.spec.version}: {len(loaded.records)} prompts")
+            table.add_column("category")
+            table.add_column("prompts", justify="right")
+            for category, count in sorted(Counter(r.category for r in loaded.records).items()):
+                table.add_row(category, str(count))
+            out_console.print(table)
+            return
+        kinds = ["erasers", "suites", "metrics", "models", "families"]
+        if kind is not None and kind not in kinds:
+            raise ErasebenchError(f"list {kind!r} is not allowed: use one of {', '.join(kinds)}")
+        for name in [kind] if kind else kinds:
+            out_console.print(plugin_table(name))
+    except ErasebenchError as exc:
+        fail(str(exc))
+
+
+def plugin_table(kind: str) -> Table:
+    table = Table(title=kind)
+    table.add_column("name")
+    table.add_column("description")
+    if kind == "erasers":
+        from .erasers import ERASERS
+
+        for name in ERASERS.names():
+            table.add_row(name, ERASERS.get(name).describe())
+    elif kind == "metrics":
+        from .metrics.base import METRICS
+
+        for name in METRICS.names():
+            table.add_row(name, METRICS.get(name).describe())
+    elif kind == "suites":
+        from .suites import SUITES, load_suite_spec
+
+        for name in SUITES.names():
+            try:
+                spec, _ = load_suite_spec(name)
+                table.add_row(name, spec.description.strip().splitlines()[0] if spec.description else "")
+            except ErasebenchError as exc:
+                table.add_row(name, f"(invalid: {exc})")
+    elif kind == "models":
+        from .models.base import MODELS
+
+        for name in MODELS.names():
+            named = MODELS.get(name)
+            table.add_row(name, f"{named.description} ({named.hub_id or 'shipped'})")
+    else:
+        from .models.base import FAMILIES
+
+        for name in FAMILIES.names():
+            family = FAMILIES.get(name)
+            table.add_row(name, f"{family.description} [{', '.join(family.pipeline_classes)}]")
+    return table
+
+
+@app.command()
+def report(
+    paths: list[str] = typer.Argument(..., help="Run folders, results.json files, or folders to search."),
+    fmt: str = typer.Option("md", "--format", "-f", help="md | csv | latex"),
+    metric: Optional[list[str]] = typer.Option(None, "--metric", help="Keep columns containing this text (repeatable)."),
+    digits: int = typer.Option(3, "--digits"),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file."),
+) -> None:
+    """Build a leaderboard (rows: methods; columns: suite x metric) from results files alone."""
+    try:
+        from .report import find_results, leaderboard, render
+
+        if fmt not in {"md", "csv", "latex"}:
+            raise ErasebenchError(f"--format {fmt!r} is not allowed: use md, csv or latex")
+        text = render(leaderboard(find_results(paths), metric), fmt, digits)
+    except ErasebenchError as exc:
+        fail(str(exc))
+        return
+    if output:
+        from .store import atomic_write_text
+
+        atomic_write_text(output, text + "\n")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@app.command()
+def verify(run_dir: Path = typer.Argument(..., help="A run folder (holding manifest.json).")) -> None:
+    """Check a run folder: every expected video present and decodable, sidecars consistent."""
+    try:
+        from .verify import verify_run
+
+        count, problems = verify_run(run_dir)
+    except ErasebenchError as exc:
+        fail(str(exc))
+        return
+    for problem in problems:
+        err_console.print(problem, markup=False, highlight=False)
+    out_console.print(f"{count - len(problems)} of {count} videos OK", markup=False, highlight=False)
+    if problems:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The eraser contract (shared/specs/erasers.md section 0.2).
+
+Three kinds behind one base class: ``prompt`` (changes call arguments only), ``hook`` (named,
+removable hooks; removing them restores the model bit for bit) and ``weights`` (adds modules or
+edits weights and keeps the originals so ``remove`` restores them). ``fit`` writes a cached artifact
+once per (model, concepts, config); ``fingerprint`` is part of every video's cache key.
+Third-party erasers register through the ``erasebench.erasers`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ErasebenchError, UnsupportedFamilyError
+from .models.base import ModelFamily
+from .registry import Registry
+from .specs import ConceptSpec, PromptRecord, stable_hash
+
+
+class EraserConfig(BaseModel):
+    """Base of every eraser's typed configuration; unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Eraser:
+    """Base class. Subclasses set ``name``, ``kind``, ``Config``, ``source`` and override what they need."""
+
+    name: ClassVar[str]
+    kind: ClassVar[Literal["prompt", "hook", "weights"]]
+    version: ClassVar[str] = "1"
+    source: ClassVar[str] = ""
+    Config: ClassVar[type[EraserConfig]] = EraserConfig
+    # families this method defines edit sites for; None means every family
+    families: ClassVar[frozenset[str] | None] = None
+
+    def __init__(self, config: EraserConfig, concepts: list[ConceptSpec]):
+        self.config = config
+        self.concepts = concepts
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any], concepts: list[ConceptSpec]) -> "Eraser":
+        try:
+            config = cls.Config.model_validate(args)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            allowed = ", ".join(cls.Config.model_fields) or "none"
+            raise ErasebenchError(f"eraser {cls.name!r} argument {loc!r}: {err['msg']} (arguments: {allowed})") from None
+        return cls(config, concepts)
+
+    @classmethod
+    def describe(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def check_family(self, family: ModelFamily) -> None:
+        if self.families is not None and family.name not in self.families:
+            raise UnsupportedFamilyError(
+                f"eraser {self.name!r} does not support model family {family.name!r}; "
+                f"it supports: {', '.join(sorted(self.families))}"
+            )
+
+    def fingerprint(self) -> str:
+        return stable_hash(
+            {
+                "eraser": self.name,
+                "version": self.version,
+                "config": self.config.model_dump(mode="json"),
+                "concepts": [c.model_dump(mode="json") for c in self.concepts],
+            }
+        )
+
+    def settings(self) -> dict[str, Any]:
+        """What results.json pins for this eraser."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "version": self.version,
+            "source": self.source,
+            "config": self.config.model_dump(mode="json"),
+            "concepts": [c.name for c in self.concepts],
+            "fingerprint": self.fingerprint(),
+        }
+
+    def fit(self, pipe: Any, family: ModelFamily, artifact_dir: Path) -> None:
+        """Compute and save what ``apply`` needs into ``artifact_dir`` (called only when it is absent)."""
+
+    needs_fit: ClassVar[bool] = False
+
+    def apply(self, pipe: Any, family: ModelFamily, artifact_dir: Path | None) -> None:
+        """Attach to a loaded pipeline."""
+
+    def remove(self, pipe: Any, family: ModelFamily) -> None:
+        """Detach, restoring the pipeline exactly."""
+
+    def call_kwargs(self, family: ModelFamily, records: list[PromptRecord]) -> dict[str, Any]:
+        """Extra pipeline-call kwargs for a batch of prompts."""
+        return {}
+
+
+ERASERS: Registry[type[Eraser]] = Registry("eraser", "erasebench.erasers", base_cls=Eraser)
+ERASERS.register("none", "baselines.none:NoEraser")
+ERASERS.register("negprompt", "baselines.negprompt:NegativePrompt")

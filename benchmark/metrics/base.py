@@ -1,0 +1,97 @@
+"""The metric contract.
+
+A metric scores batches of decoded videos (``score``), turns per-video scores into aggregates
+(``aggregate``, also applied per category by the core) and declares every setting that changes its
+numbers (``settings``: config, frame policy, weight hashes, package versions), which results.json
+pins. Third-party metrics register through the ``erasebench.metrics`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..errors import ErasebenchError
+from ..registry import Registry
+from ..specs import ConceptSpec, PromptRecord, stable_hash
+
+
+class MetricConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass
+class MetricContext:
+    """What a metric may know about the run: the suite's concepts and the device."""
+
+    suite: str
+    concepts: list[ConceptSpec] = field(default_factory=list)
+    device: str = "cpu"
+
+
+@dataclass
+class ScoredVideo:
+    """One decoded video with its suite row."""
+
+    frames: np.ndarray  # uint8 (F, H, W, 3) RGB
+    record: PromptRecord
+    sample: int
+    path: str
+
+
+class Metric:
+    """Base class: set ``name``, ``version``, ``Config``, ``source``, ``higher_is_better``; implement ``score``."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    source: ClassVar[str] = ""
+    Config: ClassVar[type[MetricConfig]] = MetricConfig
+    higher_is_better: ClassVar[dict[str, bool]] = {}
+    batch_size: ClassVar[int] = 16
+
+    def __init__(self, config: MetricConfig, context: MetricContext):
+        self.config = config
+        self.context = context
+
+    @classmethod
+    def from_args(cls, args: dict[str, Any], context: MetricContext) -> "Metric":
+        try:
+            config = cls.Config.model_validate(args)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"])
+            allowed = ", ".join(cls.Config.model_fields) or "none"
+            raise ErasebenchError(f"metric {cls.name!r} argument {loc!r}: {err['msg']} (arguments: {allowed})") from None
+        return cls(config, context)
+
+    @classmethod
+    def describe(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def settings(self) -> dict[str, Any]:
+        """Everything that changes this metric's numbers; extend with weight hashes and versions."""
+        return {"name": self.name, "version": self.version, "source": self.source, "config": self.config.model_dump(mode="json")}
+
+    def fingerprint(self) -> str:
+        return stable_hash(self.settings())
+
+    def score(self, videos: list[ScoredVideo]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float]:
+        """Default: the mean of every numeric per-video value (None values are left out and counted)."""
+        keys = sorted({k for s in scores for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        out: dict[str, float] = {}
+        for key in keys:
+            values = [float(s[key]) for s in scores if isinstance(s.get(key), (int, float)) and not math.isnan(float(s[key]))]
+            if values:
+                out[key] = float(np.mean(values))
+        return out
+
+
+METRICS: Registry[type[Metric]] = Registry("metric", "erasebench.metrics", base_cls=Metric)
+METRICS.register("temporal_flickering", "benchmark.metrics.temporal_flickering:TemporalFlickering")

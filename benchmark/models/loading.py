@@ -1,0 +1,151 @@
+"""Resolve ``--model`` (a named model, a local folder or a hub id) and load the diffusers pipeline.
+
+Hub ids go through ``huggingface_hub.snapshot_download`` (cached, resumable; offline it uses the
+cache only), then the folder goes through ``DiffusionPipeline.from_pretrained``: the same code path
+for a user's download, a shipped model and the tiny models the tests build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ErasebenchError
+from .base import MODELS, ModelFamily, NamedModel, family_for_pipeline_class
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".json", ".model", ".txt")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from, before any weights are read."""
+
+    ref: str
+    label: str
+    hub_id: str | None
+    revision: str | None
+    folder: Path | None
+
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.label).strip("_") or "model"
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ERASEBENCH_CACHE", Path.home() / ".cache" / "erasebench"))
+
+
+def resolve_model(ref: str, revision: str | None = None) -> ModelSource:
+    if ref in MODELS:
+        named: NamedModel = MODELS.get(ref)
+        folder = Path(named.folder) if named.folder else None
+        return ModelSource(ref, named.name, named.hub_id, revision or named.revision, folder)
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ErasebenchError(f"model folder {ref!r} has no model_index.json (a diffusers pipeline folder is needed)")
+        return ModelSource(ref, path.resolve().name, None, None, path.resolve())
+    if HUB_ID.match(ref) and not path.exists():
+        return ModelSource(ref, ref, ref, revision, None)
+    raise ErasebenchError(
+        f"model {ref!r} is neither a known model ({', '.join(MODELS.names())}), "
+        "a folder with model_index.json, nor a hub id like owner/name"
+    )
+
+
+def model_index(source: ModelSource) -> dict[str, Any]:
+    """Read model_index.json (one small file; from the hub cache or a download for hub ids)."""
+    if source.folder is not None:
+        index_path = source.folder / "model_index.json"
+        if not index_path.is_file():
+            raise ErasebenchError(f"model {source.ref!r}: {str(index_path)!r} does not exist")
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            index_path = Path(hf_hub_download(source.hub_id, "model_index.json", revision=source.revision))
+        except Exception as exc:
+            raise ErasebenchError(
+                f"model {source.ref!r} is not in the local Hugging Face cache and could not be downloaded "
+                f"({type(exc).__name__}); download it or pass a local folder with --model"
+            ) from None
+    try:
+        return json.loads(index_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ErasebenchError(f"model {source.ref!r}: model_index.json is not valid JSON ({exc.msg})") from None
+
+
+def detect_family(source: ModelSource) -> ModelFamily:
+    class_name = model_index(source).get("_class_name", "")
+    return family_for_pipeline_class(class_name)
+
+
+def local_folder(source: ModelSource) -> Path:
+    """The folder holding the whole pipeline, downloading hub snapshots into the HF cache."""
+    if source.folder is not None:
+        return source.folder
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(source.hub_id, revision=source.revision))
+    except Exception as exc:
+        raise ErasebenchError(
+            f"model {source.ref!r} could not be downloaded ({type(exc).__name__}); "
+            "download it or pass a local folder with --model"
+        ) from None
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file of the pipeline (symlinks into the HF blob store followed), cached by size+mtime."""
+    cache_file = cache_root() / "file-hashes.json"
+    try:
+        cache = json.loads(cache_file.read_text())
+    except (OSError, json.JSONDecodeError):
+        cache = {}
+    hashes: dict[str, str] = {}
+    dirty = False
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES):
+        real = path.resolve()
+        stat = real.stat()
+        key = f"{real}:{stat.st_size}:{stat.st_mtime_ns}"
+        if key not in cache:
+            cache[key] = _file_sha256(real)
+            dirty = True
+        hashes[path.relative_to(folder).as_posix()] = cache[key]
+    if dirty:
+        try:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache))
+            os.replace(tmp, cache_file)
+        except OSError:
+            pass
+    return hashes
+
+
+def model_fingerprint(hashes: dict[str, str]) -> str:
+    payload = json.dumps(hashes, sort_keys=True).encode()
+    return hashlib.sha256(payload).hexdigest()[:12]
+
+
+def load_pipeline(folder: Path, dtype: str = "float32", device: str = "cpu") -> Any:
+    import torch
+    from diffusers import DiffusionPipeline
+
+    pipe = DiffusionPipeline.from_pretrained(folder, torch_dtype=getattr(torch, dtype))
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

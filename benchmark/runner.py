@@ -1,0 +1,412 @@
+"""``erasebench run``: plan (validate everything, write nothing), then generate, score and write results.
+
+Generation is sharded ``item_index % world_size == rank`` under torchrun / accelerate launch (via
+accelerate's ``PartialState``); after a barrier the main process scores and writes the results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import __version__
+from .environment import environment
+from .erasers import ERASERS, Eraser
+from .errors import ArtifactError, ErasebenchError
+from .metrics.base import METRICS, Metric, MetricContext, ScoredVideo
+from .models.base import ModelFamily
+from .models.loading import ModelSource, detect_family, folder_hashes, load_pipeline, local_folder, model_fingerprint, resolve_model
+from .specs import GenerationSettings, PluginSpec, PromptRecord, RunSpec, stable_hash
+from .store import ArtifactStore, VideoKey, atomic_write_json, atomic_write_text, file_sha256
+from .suites import Suite, load_suite
+from .video import read_video, to_uint8, write_video
+
+
+@dataclass
+class WorkItem:
+    index: int
+    record: PromptRecord
+    sample: int
+    seed: int
+
+
+@dataclass
+class RunPlan:
+    spec: RunSpec
+    suite: Suite
+    records: list[PromptRecord]
+    eraser: Eraser
+    metrics: list[Metric]
+    source: ModelSource
+    family: ModelFamily
+    generation: GenerationSettings
+    root: Path
+    items: list[WorkItem] = field(default_factory=list)
+
+    @property
+    def run_name(self) -> str:
+        spec_fp = stable_hash(self.spec.model_dump(mode="json", exclude={"overwrite"}), 8)
+        return f"{self.suite.name}__{self.eraser.name}__{self.source.slug()}__{spec_fp}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "runs" / self.run_name
+
+
+def check_writable(root: Path) -> None:
+    """The output root must be (or be creatable as) a writable folder; checked before anything is written."""
+    probe = root
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ErasebenchError(f"output folder {str(root)!r} is not usable: {str(probe)!r} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ErasebenchError(f"output folder {str(root)!r} is not writable (no write permission on {str(probe)!r})")
+
+
+def build_metrics(spec: RunSpec, suite: Suite, context: MetricContext) -> list[Metric]:
+    wanted = spec.metrics or suite.spec.metrics
+    suite_args = {m.name: m.args for m in suite.spec.metrics}
+    metrics = []
+    for plugin in wanted:
+        metric_cls = METRICS.get(plugin.name)
+        metrics.append(metric_cls.from_args({**suite_args.get(plugin.name, {}), **plugin.args}, context))
+    return metrics
+
+
+def plan_run(spec: RunSpec, root: Path) -> RunPlan:
+    """Validate every input; raises ErasebenchError before anything is written."""
+    suite = load_suite(spec.suite, spec.data_dir)
+    concepts = suite.concepts()
+    eraser_cls = ERASERS.get(spec.eraser.name)
+    eraser = eraser_cls.from_args(spec.eraser.args, concepts)
+    metrics = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device))
+    source = resolve_model(spec.model, spec.model_revision)
+    family = detect_family(source)
+    eraser.check_family(family)
+    generation = suite.generation_for(family.name).merged(GenerationSettings.model_validate(spec.generation))
+    check_writable(root)
+    records = suite.records[: spec.limit] if spec.limit else list(suite.records)
+    samples = spec.samples
+    items = []
+    for record in records:
+        for sample in range(samples):
+            items.append(WorkItem(len(items), record, sample, suite.seed_for(record, sample, spec.seed_policy, spec.seed)))
+    return RunPlan(spec, suite, records, eraser, metrics, source, family, generation, root, items)
+
+
+class Distributed:
+    """Rank / world size / barrier through accelerate's PartialState when launched with several processes."""
+
+    def __init__(self) -> None:
+        self.state = None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import PartialState
+
+            self.state = PartialState(cpu=True) if os.environ.get("ERASEBENCH_FORCE_CPU", "1") == "1" else PartialState()
+
+    @property
+    def rank(self) -> int:
+        return self.state.process_index if self.state else 0
+
+    @property
+    def world_size(self) -> int:
+        return self.state.num_processes if self.state else 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.state:
+            self.state.wait_for_everyone()
+
+
+ProgressFactory = Callable[[str, int], Any]
+
+
+class Runner:
+    def __init__(self, plan: RunPlan, progress: ProgressFactory | None = None, log: Callable[[str], None] = lambda s: None):
+        self.plan = plan
+        self.store = ArtifactStore(plan.root)
+        self.progress = progress
+        self.log = log
+        self.dist = Distributed()
+        self.pipe = None
+        self.model_files: dict[str, str] = {}
+        self.model_fp = ""
+        self.generated = 0
+        self.gen_seconds = 0.0
+
+    # ---- model and eraser -------------------------------------------------------------------
+    def load(self) -> None:
+        plan = self.plan
+        folder = local_folder(plan.source)
+        self.model_files = folder_hashes(folder)
+        self.model_fp = model_fingerprint(self.model_files)
+        self.pipe = load_pipeline(folder, plan.spec.dtype, plan.spec.device)
+        artifact_dir = None
+        if plan.eraser.needs_fit:
+            artifact_dir = plan.root / "artifacts" / self.model_fp / f"{plan.eraser.name}-{plan.eraser.fingerprint()}"
+            done = artifact_dir / "DONE.json"
+            if self.dist.is_main and (not done.is_file() or plan.spec.overwrite == "always"):
+                self.log(f"fitting {plan.eraser.name} into {artifact_dir}")
+                start = time.perf_counter()
+                plan.eraser.fit(self.pipe, plan.family, artifact_dir)
+                atomic_write_json(done, {"seconds": time.perf_counter() - start, "eraser": plan.eraser.settings()})
+            self.dist.barrier()
+        plan.eraser.apply(self.pipe, plan.family, artifact_dir)
+
+    def call_defaults(self) -> dict[str, Any]:
+        return {**self.plan.family.call_defaults(self.pipe), **self.plan.generation.pipeline_kwargs()}
+
+    def group(self) -> str:
+        plan = self.plan
+        gen_fp = stable_hash(
+            {
+                "call": self.call_defaults(),
+                "fps": plan.generation.fps,
+                "seed_policy": plan.spec.seed_policy or plan.suite.spec.seed_policy,
+                "run_seed": plan.spec.seed,
+                "dtype": plan.spec.dtype,
+                "device": plan.spec.device,
+                "codec": plan.spec.video_codec,
+            },
+            10,
+        )
+        return (
+            f"videos/{plan.source.slug()}-{self.model_fp}/{plan.eraser.name}-{plan.eraser.fingerprint()}/"
+            f"{plan.suite.name}-v{plan.suite.spec.version}/{gen_fp}"
+        )
+
+    def key(self, item: WorkItem) -> VideoKey:
+        return VideoKey(self.group(), item.record.prompt_id, item.sample)
+
+    # ---- generation --------------------------------------------------------------------------
+    def generate_batch(self, items: list[WorkItem]) -> np.ndarray:
+        """Call the pipeline once for a batch; one seeded generator per video, so a video depends only on its seed."""
+        import torch
+
+        plan = self.plan
+        generators = [torch.Generator(device=plan.spec.device).manual_seed(item.seed) for item in items]
+        kwargs = {**self.call_defaults(), **plan.eraser.call_kwargs(plan.family, [i.record for i in items])}
+        with torch.inference_mode():
+            output = self.pipe(prompt=[i.record.prompt for i in items], generator=generators, output_type="np", **kwargs)
+        return plan.family.frames(output)
+
+    def generate(self) -> None:
+        plan = self.plan
+        mine = [item for item in plan.items if item.index % self.dist.world_size == self.dist.rank]
+        if plan.spec.overwrite == "always":
+            todo = mine
+        else:
+            todo = [item for item in mine if not self.store.is_complete(self.key(item))]
+        if todo and plan.spec.overwrite == "only-cache":
+            raise ErasebenchError(
+                f"--overwrite only-cache: {len(todo)} of {len(mine)} videos are not in the cache under {str(plan.root)!r}"
+            )
+        self.log(f"generation: {len(mine) - len(todo)} of {len(mine)} videos cached, {len(todo)} to generate")
+        if not todo:
+            return
+        bar = self.progress("generating", len(todo)) if self.progress else None
+        kwargs_for_sidecar = json.loads(json.dumps(self.call_defaults(), default=str))
+        for start in range(0, len(todo), plan.spec.batch_size):
+            batch = todo[start : start + plan.spec.batch_size]
+            t0 = time.perf_counter()
+            frames = self.generate_batch(batch)
+            seconds = (time.perf_counter() - t0) / len(batch)
+            self.gen_seconds += seconds * len(batch)
+            for item, video in zip(batch, frames):
+                key = self.key(item)
+                path = self.store.video_path(key)
+                pixels = to_uint8(video)
+                write_video(path, pixels, fps=plan.generation.fps, codec=plan.spec.video_codec)
+                self.store.commit(
+                    key,
+                    {
+                        "prompt": item.record.prompt,
+                        "prompt_id": item.record.prompt_id,
+                        "category": item.record.category,
+                        "sample": item.sample,
+                        "seed": item.seed,
+                        "suite": {"name": plan.suite.name, "version": plan.suite.spec.version},
+                        "model": {"ref": plan.source.ref, "fingerprint": self.model_fp, "family": plan.family.name},
+                        "eraser": {"name": plan.eraser.name, "fingerprint": plan.eraser.fingerprint()},
+                        "generation": {**kwargs_for_sidecar, "fps": plan.generation.fps, "codec": plan.spec.video_codec},
+                        "eraser_call_kwargs": json.loads(
+                            json.dumps(plan.eraser.call_kwargs(plan.family, [item.record]), default=str)
+                        ),
+                        "frames": list(pixels.shape),
+                        "seconds": seconds,
+                        "erasebench": __version__,
+                    },
+                )
+                self.generated += 1
+            if bar:
+                bar(len(batch))
+
+    # ---- scoring and results -----------------------------------------------------------------
+    def expected(self) -> list[tuple[WorkItem, VideoKey, dict[str, Any]]]:
+        out = []
+        missing = []
+        for item in self.plan.items:
+            key = self.key(item)
+            meta = self.store.read_sidecar(key)
+            if meta is None:
+                missing.append(key.relpath())
+            else:
+                out.append((item, key, meta))
+        if missing:
+            raise ArtifactError(f"{len(missing)} expected videos are missing or incomplete, first: {missing[0]!r}")
+        return out
+
+    def load_checked(self, key: VideoKey, meta: dict[str, Any]) -> np.ndarray:
+        path = self.store.video_path(key)
+        if file_sha256(path) != meta["video"]["sha256"]:
+            raise ArtifactError(f"video {str(path)!r} does not match the sha256 in its sidecar")
+        return read_video(path)
+
+    def score(self, expected: list[tuple[WorkItem, VideoKey, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        scores: dict[str, list[dict[str, Any]]] = {}
+        for metric in self.plan.metrics:
+            metric_fp = metric.fingerprint()
+            results: list[dict[str, Any] | None] = []
+            todo = []
+            for position, (item, key, meta) in enumerate(expected):
+                cached = None if self.plan.spec.overwrite == "always" else self.store.read_score(metric.name, metric_fp, meta["video"]["sha256"])
+                results.append(cached["scores"] if cached else None)
+                if cached is None:
+                    todo.append(position)
+            bar = self.progress(f"scoring {metric.name}", len(todo)) if (self.progress and todo) else None
+            for start in range(0, len(todo), metric.batch_size):
+                chunk = todo[start : start + metric.batch_size]
+                videos = []
+                for position in chunk:
+                    item, key, meta = expected[position]
+                    videos.append(ScoredVideo(self.load_checked(key, meta), item.record, item.sample, key.relpath()))
+                for position, value in zip(chunk, metric.score(videos)):
+                    sha = expected[position][2]["video"]["sha256"]
+                    self.store.write_score(metric.name, metric_fp, sha, {"metric": metric.name, "fingerprint": metric_fp, "scores": value})
+                    results[position] = value
+                if bar:
+                    bar(len(chunk))
+            scores[metric.name] = [r if r is not None else {} for r in results]
+        return scores
+
+    def aggregates(self, expected, scores) -> dict[str, Any]:
+        records = [item.record for item, _, _ in expected]
+        overall = {m.name: m.aggregate(scores[m.name], records) for m in self.plan.metrics}
+        by_category: dict[str, Any] = {}
+        for category in sorted({r.category for r in records}):
+            idx = [i for i, r in enumerate(records) if r.category == category]
+            by_category[category] = {
+                m.name: m.aggregate([scores[m.name][i] for i in idx], [records[i] for i in idx]) for m in self.plan.metrics
+            }
+        return {"overall": overall, "by_category": by_category}
+
+    def write_results(self, expected, scores) -> dict[str, Any]:
+        plan = self.plan
+        run_dir = plan.run_dir
+        lines = []
+        for position, (item, key, meta) in enumerate(expected):
+            lines.append(
+                json.dumps(
+                    {
+                        "prompt_id": item.record.prompt_id,
+                        "prompt": item.record.prompt,
+                        "category": item.record.category,
+                        "target_concept": item.record.target_concept,
+                        "sample": item.sample,
+                        "seed": item.seed,
+                        "video": key.relpath(),
+                        "sha256": meta["video"]["sha256"],
+                        "scores": {m.name: scores[m.name][position] for m in plan.metrics},
+                    },
+                    sort_keys=True,
+                    ensure_ascii=False,
+                )
+            )
+        atomic_write_text(run_dir / "samples.jsonl", "\n".join(lines) + "\n")
+        results = {
+            "erasebench_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run_name": plan.run_name,
+            "spec": plan.spec.model_dump(mode="json"),
+            "method": plan.eraser.name,
+            "model": {
+                "ref": plan.source.ref,
+                "label": plan.source.label,
+                "hub_id": plan.source.hub_id,
+                "revision": plan.source.revision,
+                "family": plan.family.name,
+                "fingerprint": self.model_fp,
+                "files": self.model_files,
+            },
+            "eraser": plan.eraser.settings(),
+            "suite": {
+                "name": plan.suite.name,
+                "version": plan.suite.spec.version,
+                "file": str(plan.suite.path),
+                "source": plan.suite.spec.source.model_dump(mode="json", exclude={"inline"}),
+                "seed_policy": plan.spec.seed_policy or plan.suite.spec.seed_policy,
+                "prompts": len(plan.records),
+                "samples": plan.spec.samples,
+                "concepts": [c.model_dump(mode="json") for c in plan.suite.concepts()],
+            },
+            "generation": {**json.loads(json.dumps(self.call_defaults(), default=str)), "fps": plan.generation.fps, "codec": plan.spec.video_codec},
+            "metrics": {m.name: {"settings": m.settings(), "higher_is_better": m.higher_is_better} for m in plan.metrics},
+            "aggregates": self.aggregates(expected, scores),
+            "videos": {"count": len(expected), "root": str(plan.root), "group": self.group()},
+            "environment": environment(plan.spec.device),
+        }
+        atomic_write_json(run_dir / "results.json", results)
+        return results
+
+    def write_manifest(self) -> None:
+        manifest = {
+            "run_name": self.plan.run_name,
+            "root": "../..",
+            "videos": [self.key(item).relpath() for item in self.plan.items],
+        }
+        atomic_write_json(self.plan.run_dir / "manifest.json", manifest)
+
+    def run(self) -> dict[str, Any] | None:
+        plan = self.plan
+        existing = plan.run_dir / "results.json"
+        if plan.spec.overwrite == "never" and existing.is_file():
+            self.log(f"--overwrite never: reusing {existing}")
+            return json.loads(existing.read_text())
+        self.load()
+        try:
+            if self.dist.is_main:
+                self.write_manifest()
+            self.generate()
+            self.dist.barrier()
+            if not self.dist.is_main:
+                return None
+            expected = self.expected()
+            scores = self.score(expected)
+            return self.write_results(expected, scores)
+        finally:
+            plan.eraser.remove(self.pipe, plan.family)
+
+
+def load_spec_file(path: Path) -> dict[str, Any]:
+    from .suites import read_yaml
+
+    return read_yaml(path, "config file")
+
+
+def parse_plugin_list(text: str | None) -> tuple[PluginSpec, ...]:
+    if not text:
+        return ()
+    return tuple(PluginSpec(name=name.strip()) for name in text.split(",") if name.strip())

@@ -1,0 +1,136 @@
+"""Frozen, validated specs (after HELM's ``RunSpec``/``ObjectSpec``): every run is a value."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def fingerprint(self, length: int = 12) -> str:
+        """sha256 of the canonical JSON of the spec."""
+        return stable_hash(self.model_dump(mode="json"), length)
+
+
+def stable_hash(obj: Any, length: int = 12) -> str:
+    payload = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:length]
+
+
+def check_safe_id(value: str, what: str) -> str:
+    if not SAFE_ID.match(value) or value in {".", ".."}:
+        raise ValueError(
+            f"{what} {value!r} is not allowed: use 1-128 characters from letters, digits and . _ + = -, "
+            "starting with a letter or digit (ids become file names)"
+        )
+    return value
+
+
+class GenerationSettings(Frozen):
+    """Sampler settings passed to the pipeline; any field left None keeps the pipeline's own default."""
+
+    num_frames: int | None = Field(default=None, ge=1)
+    height: int | None = Field(default=None, ge=8)
+    width: int | None = Field(default=None, ge=8)
+    num_inference_steps: int | None = Field(default=None, ge=1)
+    guidance_scale: float | None = Field(default=None, ge=0)
+    fps: int = Field(default=8, ge=1)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def merged(self, other: "GenerationSettings | dict | None") -> "GenerationSettings":
+        """Fields set in ``other`` win; ``extra`` dicts are merged."""
+        if other is None:
+            return self
+        if isinstance(other, dict):
+            other = GenerationSettings.model_validate(other)
+        data = self.model_dump()
+        for key, value in other.model_dump(exclude_unset=True).items():
+            if key == "extra":
+                data["extra"] = {**data["extra"], **value}
+            elif value is not None:
+                data[key] = value
+        return GenerationSettings.model_validate(data)
+
+    def pipeline_kwargs(self) -> dict[str, Any]:
+        kwargs = {k: v for k, v in self.model_dump(exclude={"extra", "fps"}).items() if v is not None}
+        kwargs.update(self.extra)
+        return kwargs
+
+
+class ConceptSpec(Frozen):
+    """A concept to erase: shared by every eraser (see shared/specs/erasers.md)."""
+
+    name: str
+    display_name: str
+    description: str = ""
+    keywords: tuple[str, ...] = ()
+    negative_prompt: str | None = None
+    pairs: tuple[tuple[str, str], ...] = ()
+    preserve: tuple[str, ...] = ()
+    neighbours: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_safe_id(v, "concept name")
+
+    @property
+    def negative_text(self) -> str:
+        return self.negative_prompt if self.negative_prompt is not None else self.display_name
+
+
+class PromptRecord(Frozen):
+    """One suite row: ``{suite, prompt_id, prompt, seed, category, target_concept, source, extra}``."""
+
+    suite: str
+    prompt_id: str
+    prompt: str
+    seed: int | None = None
+    category: str = "all"
+    target_concept: str | None = None
+    source: str = ""
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("prompt_id")
+    @classmethod
+    def _pid(cls, v: str) -> str:
+        return check_safe_id(v, "prompt id")
+
+
+OverwriteStrategy = Literal["always", "never", "only-missing", "only-cache"]
+
+
+class PluginSpec(Frozen):
+    """A plugin by registry name plus its keyword arguments (validated by the plugin's Config)."""
+
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunSpec(Frozen):
+    """Everything that defines a run; the run folder name and every cache key derive from it."""
+
+    model: str
+    model_revision: str | None = None
+    eraser: PluginSpec
+    suite: str
+    metrics: tuple[PluginSpec, ...] = ()
+    samples: int = Field(default=1, ge=1)
+    limit: int | None = Field(default=None, ge=1)
+    seed: int = 0
+    seed_policy: str | None = None
+    device: Literal["cpu", "cuda"] = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    batch_size: int = Field(default=1, ge=1)
+    generation: dict[str, Any] = Field(default_factory=dict)
+    data_dir: str | None = None
+    video_codec: Literal["lossless", "h264"] = "lossless"
+    overwrite: OverwriteStrategy = "only-missing"

@@ -1,0 +1,1 @@
+"""Suite YAML files (one per suite) and concept definitions (``concepts/*.yaml``), read by ``benchmark.suites``."""
