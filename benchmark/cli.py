@@ -99,6 +99,8 @@ def make_progress() -> tuple[Progress, Any]:
     )
 
     def factory(description: str, total: int):
+        if not progress.live.is_started:
+            progress.start()
         task = progress.add_task(description, total=total)
         return lambda n=1: progress.advance(task, n)
 
@@ -204,11 +206,11 @@ def run(
         plan = plan_run(spec, out)
         progress, factory = make_progress()
         log = (lambda s: None) if quiet else (lambda s: err_console.print(s, markup=False, highlight=False))
-        if quiet:
-            results = Runner(plan, None, log).run()
-        else:
-            with progress:
-                results = Runner(plan, factory, log).run()
+        try:
+            results = Runner(plan, None if quiet else factory, log).run()
+        finally:
+            if progress.live.is_started:
+                progress.stop()
     except ErasebenchError as exc:
         fail(str(exc))
         return

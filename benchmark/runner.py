@@ -93,7 +93,7 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     source = resolve_model(spec.model, spec.model_revision)
     family = detect_family(source)
     eraser.check_family(family)
-    generation = suite.generation_for(family.name).merged(GenerationSettings.model_validate(spec.generation))
+    generation = suite.spec.generation_for(family.name).merged(GenerationSettings.model_validate(spec.generation))
     check_writable(root)
     records = suite.records[: spec.limit] if spec.limit else list(suite.records)
     samples = spec.samples

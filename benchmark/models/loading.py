@@ -143,9 +143,13 @@ def model_fingerprint(hashes: dict[str, str]) -> str:
 
 def load_pipeline(folder: Path, dtype: str = "float32", device: str = "cpu") -> Any:
     import torch
+    import transformers
     from diffusers import DiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
 
-    pipe = DiffusionPipeline.from_pretrained(folder, torch_dtype=getattr(torch, dtype))
+    diffusers_logging.disable_progress_bar()
+    transformers.logging.disable_progress_bar()
+    pipe = DiffusionPipeline.from_pretrained(folder, dtype=getattr(torch, dtype))
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -4,7 +4,8 @@ Per frame (section 2 of ``shapes-calibration.md``):
 
 * **mask**: pixels whose max-channel value exceeds ``max(60, 0.5 * brightest pixel of the frame)`` (a
   half-maximum edge, which keeps blurred crosses cross-shaped); only the largest 8-connected component is
-  kept, and it needs at least 12 px (scaled by frame area for other sizes);
+  kept, and it needs at least 12 px (scaled by frame area for other sizes) and at most 60 % of the frame
+  (a flat or noisy frame is not an object);
 * **colour**: circular mean of the HSV hue over the component, weighted by saturation x value (= chroma),
   then the nearest of red 0, yellow 60, green 120, blue 240 degrees; a grey component gives no colour vote;
 * **shape**: IoU of the component's bounding-box crop against the four shapes re-rendered to fill that
@@ -44,6 +45,7 @@ REFERENCE_HUES: dict[str, float] = {"red": 0.0, "yellow": 60.0, "green": 120.0, 
 MASK_FLOOR = 60.0  # absolute minimum max-channel value (0-255) of an object pixel
 HALF_MAX = 0.5  # threshold fraction of the frame's brightest pixel
 MIN_COMPONENT_PX = 12  # at 32x32; scaled by frame area
+MAX_COMPONENT_FRACTION = 0.6  # a component covering more of the frame is background/texture, not an object
 STATIC_THRESHOLD_PX = 2.0  # at 32 px width; scaled by frame width
 MIN_CHROMA = 0.08  # mean chroma (0-1) of the component's hue resultant below which it is grey
 _CHUNK_FRAMES = 2304  # frames per connected-component batch (bounds memory)
@@ -190,7 +192,7 @@ def _frame_features(x: np.ndarray) -> _FrameFeatures:
     best = counts.argmax(axis=1)
     size = counts[np.arange(m), best]
     min_px = max(4, int(round(MIN_COMPONENT_PX * hw / 1024.0)))
-    valid = size >= min_px
+    valid = (size >= min_px) & (size <= MAX_COMPONENT_FRACTION * hw)
     frame_of = pix // hw
     cp = pix[(lp == frame_of * hw + best[frame_of]) & valid[frame_of]]  # pixels of kept components
     fr = cp // hw
