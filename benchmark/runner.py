@@ -61,16 +61,25 @@ class RunPlan:
 
 
 def check_writable(root: Path) -> None:
-    """The output root must be (or be creatable as) a writable folder; checked before anything is written."""
+    """The output root must be (or be creatable as) a writable folder; checked before anything is written.
+
+    The nearest existing ancestor gets a probe file that is removed at once (``os.access`` says yes to root
+    even on read-only mounts).
+    """
+    import tempfile
+
     probe = root
     while not probe.exists():
         if probe.parent == probe:
             break
         probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        raise ErasebenchError(f"output folder {str(root)!r} is not usable: {str(probe)!r} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ErasebenchError(f"output folder {str(root)!r} is not writable (no write permission on {str(probe)!r})")
+    if not probe.is_dir():
+        raise ErasebenchError(f"output folder {str(root)!r} is not usable: {str(probe)!r} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise ErasebenchError(f"output folder {str(root)!r} is not writable ({exc.strerror} in {str(probe)!r})") from None
 
 
 def build_metrics(spec: RunSpec, suite: Suite, context: MetricContext) -> list[Metric]:

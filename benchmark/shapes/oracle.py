@@ -98,15 +98,20 @@ class OracleReading:
 # Input handling
 
 
-def _as_float_video(frames: np.ndarray) -> np.ndarray:
-    """(F, H, W, 3) in 0-255 float32; uint8 as is, floats must be in [0, 1] (a pipeline's ``output_type="np"``)."""
+def _as_video(frames: np.ndarray, ndim: int = 4) -> np.ndarray:
+    """Validate ``(F, H, W, 3)`` frames (``(N, F, H, W, 3)`` with ``ndim=5``) and bring them to 0-255.
+
+    uint8 passes through without a copy; floats must be in [0, 1] (a pipeline's ``output_type="np"``) and
+    become float32 0-255; other integer types are clipped to 0-255.
+    """
     x = np.asarray(frames)
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected frames of shape (F, H, W, 3), got {x.shape}")
-    if x.shape[0] < 1 or x.shape[1] < 3 or x.shape[2] < 3:
+    if x.ndim != ndim or x.shape[-1] != 3:
+        want = "(F, H, W, 3)" if ndim == 4 else "(N, F, H, W, 3)"
+        raise ValueError(f"expected frames of shape {want}, got {x.shape}")
+    if x.shape[-4] < 1 or x.shape[-3] < 3 or x.shape[-2] < 3:
         raise ValueError(f"video too small to read: {x.shape}")
     if x.dtype == np.uint8:
-        return x.astype(np.float32)
+        return x
     if np.issubdtype(x.dtype, np.floating):
         x = x.astype(np.float32)
         finite = np.isfinite(x)
@@ -114,9 +119,9 @@ def _as_float_video(frames: np.ndarray) -> np.ndarray:
             x = np.where(finite, x, 0.0)
         if x.size and float(x.max()) > 1.5:
             raise ValueError("float frames must be in [0, 1]; pass uint8 for 0-255 data")
-        return np.clip(x, 0.0, 1.0) * 255.0
+        return np.clip(x, 0.0, 1.0) * np.float32(255.0)
     if np.issubdtype(x.dtype, np.integer) or x.dtype == np.bool_:
-        return np.clip(x.astype(np.float32), 0.0, 255.0)
+        return np.clip(x, 0, 255).astype(np.float32)
     raise ValueError(f"unsupported frame dtype {x.dtype}")
 
 
@@ -331,20 +336,20 @@ def _aggregate(f: _FrameFeatures, start: int, n_frames: int, width: int) -> Orac
 
 
 def _read_stack(videos: np.ndarray) -> list[OracleReading]:
-    """Read an (N, F, H, W, 3) float 0-255 stack."""
+    """Read an (N, F, H, W, 3) stack, uint8 or float 0-255, in chunks (bounded memory)."""
     n, f, h, w, _ = videos.shape
     out: list[OracleReading] = []
     per_chunk = max(1, _CHUNK_FRAMES // f)
     for i in range(0, n, per_chunk):
         chunk = videos[i : i + per_chunk]
-        feats = _frame_features(chunk.reshape(-1, h, w, 3))
+        feats = _frame_features(chunk.reshape(-1, h, w, 3).astype(np.float32))
         out.extend(_aggregate(feats, j * f, f, w) for j in range(chunk.shape[0]))
     return out
 
 
 def read_video(frames: np.ndarray) -> OracleReading:
     """Read one video: ``(F, H, W, 3)`` RGB, uint8 0-255 or float in [0, 1]."""
-    return _read_stack(_as_float_video(frames)[None])[0]
+    return _read_stack(_as_video(frames)[None])[0]
 
 
 def read_videos(videos: Iterable[np.ndarray] | np.ndarray) -> list[OracleReading]:
@@ -353,8 +358,8 @@ def read_videos(videos: Iterable[np.ndarray] | np.ndarray) -> list[OracleReading
     Videos of the same geometry are processed together; the result is in input order.
     """
     if isinstance(videos, np.ndarray) and videos.ndim == 5:
-        videos = list(videos)
-    items = [_as_float_video(v) for v in videos]
+        return _read_stack(_as_video(videos, ndim=5))
+    items = [_as_video(v) for v in videos]
     results: list[OracleReading | None] = [None] * len(items)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, v in enumerate(items):
