@@ -256,6 +256,8 @@ class Runner:
                         ),
                         "frames": list(pixels.shape),
                         "seconds": seconds,
+                        "rank": self.dist.rank,
+                        "world_size": self.dist.world_size,
                         "erasebench": __version__,
                     },
                 )

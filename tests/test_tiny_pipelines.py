@@ -40,6 +40,16 @@ PROMPTS = ["a red circle moving left", "a church"]
 NEGATIVE = ["", "nudity"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _single_thread():
+    """One intra-op thread: on a small shared CPU box, 2 OpenMP threads competing with other processes
+    make these ~0.05 s calls take 1-2.5 s.  Restored afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _gens(*seeds: int) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(s) for s in seeds]
 

@@ -16,7 +16,7 @@ displacement over the video from a least-squares line through the per-frame cent
 frame, and tolerates frames without an object); under 2 px (scaled) it reads ``"static"``, otherwise the
 dominant axis and its sign give the direction (image y points down).
 
-A reading is ``None`` (never a guessed label) when fewer than ``ceil(frames / 3)`` frames hold an object
+A reading is ``None`` (never a guessed label) when fewer than ``max(2, ceil(frames / 3))`` frames hold an object
 (e.g. a black or empty video), and the colour is ``None`` when the object is grey.
 
 Caveat: ``"circle"`` is the oracle's answer for any round blob, and blobs are a diffusion model's failure

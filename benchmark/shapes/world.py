@@ -21,7 +21,6 @@ Prompts come from three disjoint template families:
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass
 from itertools import product
