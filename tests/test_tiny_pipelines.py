@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-try:  # works whether or not tests/ is a package
-    from tests.tiny_pipelines import (
+try:  # conftest.py puts tests/ on sys.path (same module object as the shared fixtures use)
+    from tiny_pipelines import (
         FAMILIES,
         HUNYUAN_TINY_PROMPT_TEMPLATE,
         TINY_CALL_SETTINGS,
@@ -18,7 +18,7 @@ try:  # works whether or not tests/ is a package
         build_word_tokenizer,
     )
 except ImportError:  # pragma: no cover
-    from tiny_pipelines import (  # type: ignore[no-redef]
+    from tests.tiny_pipelines import (  # type: ignore[no-redef]
         FAMILIES,
         HUNYUAN_TINY_PROMPT_TEMPLATE,
         TINY_CALL_SETTINGS,
