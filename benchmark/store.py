@@ -1,5 +1,8 @@
 """Content-addressed artifact store (GenEval's index folders + sidecars, MTEB's overwrite strategies).
 
+Writes are a temp file in the same folder plus ``os.replace``, atomic against a killed process (no fsync:
+an OS crash may lose the last videos, which a rerun regenerates).
+
 Layout under the output root::
 
     videos/{model}-{model_fp}/{eraser}-{eraser_fp}/{suite}-v{version}/{gen_fp}/{prompt_id}/{sample:02}.mp4 (+ .json)
@@ -28,8 +31,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

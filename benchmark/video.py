@@ -48,8 +48,6 @@ def write_video(path: Path, frames: np.ndarray, fps: int = 8, codec: str = "loss
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

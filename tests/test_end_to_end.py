@@ -24,7 +24,7 @@ def test_none_equals_direct_diffusers_call_bit_for_bit(family, tiny_model, tmp_p
     assert code == 0, stderr
     assert "temporal_flickering" in stdout
 
-    pipe = DiffusionPipeline.from_pretrained(model_dir, torch_dtype=torch.float32)
+    pipe = DiffusionPipeline.from_pretrained(model_dir, dtype=torch.float32)
     pipe.set_progress_bar_config(disable=True)
     rows = samples(out)
     assert len(rows) == 2
