@@ -25,7 +25,7 @@ from .models.base import ModelFamily
 from .models.loading import ModelSource, detect_family, folder_hashes, load_pipeline, local_folder, model_fingerprint, resolve_model
 from .specs import GenerationSettings, PluginSpec, PromptRecord, RunSpec, stable_hash
 from .store import ArtifactStore, VideoKey, atomic_write_json, atomic_write_text, file_sha256
-from .suites import Suite, load_suite
+from .suites import Suite, load_concept, load_suite
 from .video import read_video, to_uint8, write_video
 
 
@@ -95,7 +95,7 @@ def build_metrics(spec: RunSpec, suite: Suite, context: MetricContext) -> list[M
 def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     """Validate every input; raises ErasebenchError before anything is written."""
     suite = load_suite(spec.suite, spec.data_dir)
-    concepts = suite.concepts()
+    concepts = [load_concept(name, suite.path.parent if suite.path else None) for name in spec.concepts] or suite.concepts()
     eraser_cls = ERASERS.get(spec.eraser.name)
     eraser = eraser_cls.from_args(spec.eraser.args, concepts)
     metrics = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device))
@@ -371,7 +371,7 @@ class Runner:
                 "seed_policy": plan.spec.seed_policy or plan.suite.spec.seed_policy,
                 "prompts": len(plan.records),
                 "samples": plan.spec.samples,
-                "concepts": [c.model_dump(mode="json") for c in plan.suite.concepts()],
+                "concepts": [c.model_dump(mode="json") for c in plan.eraser.concepts],
             },
             "generation": {**json.loads(json.dumps(self.call_defaults(), default=str)), "fps": plan.generation.fps, "codec": plan.spec.video_codec},
             "metrics": {m.name: {"settings": m.settings(), "higher_is_better": m.higher_is_better} for m in plan.metrics},

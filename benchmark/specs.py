@@ -76,6 +76,8 @@ class ConceptSpec(Frozen):
     pairs: tuple[tuple[str, str], ...] = ()
     preserve: tuple[str, ...] = ()
     neighbours: tuple[str, ...] = ()
+    # labels a classifier or oracle reports for this concept (ESR/PSR): ImageNet indices, shape names
+    labels: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -122,6 +124,7 @@ class RunSpec(Frozen):
     model_revision: str | None = None
     eraser: PluginSpec
     suite: str
+    concepts: tuple[str, ...] = ()
     metrics: tuple[PluginSpec, ...] = ()
     samples: int = Field(default=1, ge=1)
     limit: int | None = Field(default=None, ge=1)

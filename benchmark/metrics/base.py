@@ -95,3 +95,4 @@ class Metric:
 
 METRICS: Registry[type[Metric]] = Registry("metric", "erasebench.metrics", base_cls=Metric)
 METRICS.register("temporal_flickering", "benchmark.metrics.temporal_flickering:TemporalFlickering")
+METRICS.register("shapes_oracle", "benchmark.metrics.shapes_oracle:ShapesOracle")

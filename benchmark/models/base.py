@@ -8,6 +8,7 @@ group; named models (``--model shapes``) through ``erasebench.models``.
 from __future__ import annotations
 
 import fnmatch
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -79,6 +80,11 @@ MODELS: Registry[NamedModel] = Registry("model", "erasebench.models")
 for _name in ("cogvideox", "wan", "hunyuanvideo", "zeroscope"):
     FAMILIES.register(_name, f"benchmark.models.{_name}:Family")
 
+SHAPES_MODEL_DIR = Path(__file__).resolve().parent.parent / "shapes_model"
+MODELS.register(
+    "shapes",
+    NamedModel("shapes", "shipped tiny CogVideoX trained on the shapes world (benchmark/shapes/train.py)", folder=str(SHAPES_MODEL_DIR)),
+)
 MODELS.register("cogvideox-2b", NamedModel("cogvideox-2b", "CogVideoX-2B (THUDM)", hub_id="THUDM/CogVideoX-2b"))
 MODELS.register("cogvideox-5b", NamedModel("cogvideox-5b", "CogVideoX-5B (THUDM)", hub_id="THUDM/CogVideoX-5b"))
 MODELS.register(
