@@ -102,5 +102,10 @@ class Eraser:
 
 
 ERASERS: Registry[type[Eraser]] = Registry("eraser", "erasebench.erasers", base_cls=Eraser)
-ERASERS.register("none", "baselines.none:NoEraser")
-ERASERS.register("negprompt", "baselines.negprompt:NegativePrompt")
+# the erasers erasebench ships (baselines/), each on the shapes leaderboard and in the CI gate
+BUILTIN_ERASERS: dict[str, str] = {
+    "none": "baselines.none:NoEraser",
+    "negprompt": "baselines.negprompt:NegativePrompt",
+}
+for _name, _target in BUILTIN_ERASERS.items():
+    ERASERS.register(_name, _target)

@@ -16,7 +16,7 @@ The model is a real ``CogVideoXPipeline`` built only from diffusers / transforme
 * ``CogVideoXDDIMScheduler`` with the CogVideoX-2b configuration (v-prediction, zero-terminal-SNR).
 
 Training runs in three stages, each with a fixed number of steps (so a run is a deterministic function of
-the seed at a given thread count; the step counts are sized for about 45-50 min on 2 CPU cores):
+the seed at a given thread count; the step counts are sized for about 50 min on 2 CPU cores):
 
 1. **VAE** on videos rendered on the fly: foreground-weighted MSE + L1, KL 1e-3 per element, and latent-noise
    augmentation (z += 0.25 std(z) eps) so that the decoder tolerates the diffusion model's latent errors.
@@ -192,7 +192,7 @@ class TrainConfig:
     dataset_videos: int = 16384  # balanced over the 64 attribute combinations
     encode_batch: int = 64
     # --- text encoder + transformer stage
-    dit_steps: int = 4400
+    dit_steps: int = 5200
     dit_batch: int = 64
     dit_lr: float = 5e-4
     dit_warmup: int = 100
