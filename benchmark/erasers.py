@@ -9,6 +9,7 @@ Third-party erasers register through the ``erasebench.erasers`` entry-point grou
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -26,6 +27,21 @@ class EraserConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """What a fit may use from the run: the pipeline-call settings (the suite's generation for the model's
+    family plus the family defaults, no prompt), the run seed, device and dtype. The runner sets it before
+    ``fit``/``apply``; a fitted artifact is cached per (model, eraser fingerprint, ``fit_key()``)."""
+
+    generation: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+
+    def fit_key(self) -> str:
+        return stable_hash({"generation": self.generation, "seed": self.seed, "dtype": self.dtype}, 8)
+
+
 class Eraser:
     """Base class. Subclasses set ``name``, ``kind``, ``Config``, ``source`` and override what they need."""
 
@@ -40,6 +56,7 @@ class Eraser:
     def __init__(self, config: EraserConfig, concepts: list[ConceptSpec]):
         self.config = config
         self.concepts = concepts
+        self.run_context = RunContext()
 
     @classmethod
     def from_args(cls, args: dict[str, Any], concepts: list[ConceptSpec]) -> "Eraser":
@@ -97,8 +114,21 @@ class Eraser:
         """Detach, restoring the pipeline exactly."""
 
     def call_kwargs(self, family: ModelFamily, records: list[PromptRecord]) -> dict[str, Any]:
-        """Extra pipeline-call kwargs for a batch of prompts."""
+        """Extra pipeline-call kwargs for a batch of prompts (pure: also used to write sidecars)."""
         return {}
+
+    def before_batch(self, pipe: Any, family: ModelFamily, records: list[PromptRecord]) -> None:
+        """Prepare per-prompt state (e.g. edited embeddings) right before the pipeline call for ``records``."""
+
+    def batch_info(self, records: list[PromptRecord]) -> list[dict[str, Any]]:
+        """Per-video facts the eraser wants in each sidecar after a batch (e.g. ``safree_skipped``)."""
+        return [{} for _ in records]
+
+    def family_default(self, family: ModelFamily, key: str, value: Any) -> Any:
+        """``value``, unless the config left it unset (None) and the family overrides it for this eraser."""
+        if value is not None:
+            return value
+        return family.eraser_defaults.get(self.name, {}).get(key)
 
 
 ERASERS: Registry[type[Eraser]] = Registry("eraser", "erasebench.erasers", base_cls=Eraser)
@@ -106,6 +136,7 @@ ERASERS: Registry[type[Eraser]] = Registry("eraser", "erasebench.erasers", base_
 BUILTIN_ERASERS: dict[str, str] = {
     "none": "baselines.none:NoEraser",
     "negprompt": "baselines.negprompt:NegativePrompt",
+    "refusal": "baselines.refusal:RefusalVector",
 }
 for _name, _target in BUILTIN_ERASERS.items():
     ERASERS.register(_name, _target)

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .environment import environment
-from .erasers import ERASERS, Eraser
+from .erasers import ERASERS, Eraser, RunContext
 from .errors import ArtifactError, ErasebenchError
 from .metrics.base import METRICS, Metric, MetricContext, ScoredVideo
 from .models.base import ModelFamily
@@ -164,8 +164,17 @@ class Runner:
         self.model_fp = model_fingerprint(self.model_files)
         self.pipe = load_pipeline(folder, plan.spec.dtype, plan.spec.device)
         artifact_dir = None
+        plan.eraser.run_context = RunContext(
+            generation=json.loads(json.dumps(self.call_defaults(), default=str)),
+            seed=plan.spec.seed,
+            device=plan.spec.device,
+            dtype=plan.spec.dtype,
+        )
         if plan.eraser.needs_fit:
-            artifact_dir = plan.root / "artifacts" / self.model_fp / f"{plan.eraser.name}-{plan.eraser.fingerprint()}"
+            artifact_dir = (
+                plan.root / "artifacts" / self.model_fp
+                / f"{plan.eraser.name}-{plan.eraser.fingerprint()}-{plan.eraser.run_context.fit_key()}"
+            )
             done = artifact_dir / "DONE.json"
             if self.dist.is_main and (not done.is_file() or plan.spec.overwrite == "always"):
                 self.log(f"fitting {plan.eraser.name} into {artifact_dir}")
@@ -207,7 +216,9 @@ class Runner:
 
         plan = self.plan
         generators = [torch.Generator(device=plan.spec.device).manual_seed(item.seed) for item in items]
-        kwargs = {**self.call_defaults(), **plan.eraser.call_kwargs(plan.family, [i.record for i in items])}
+        records = [i.record for i in items]
+        kwargs = {**self.call_defaults(), **plan.eraser.call_kwargs(plan.family, records)}
+        plan.eraser.before_batch(self.pipe, plan.family, records)
         with torch.inference_mode():
             output = self.pipe(prompt=[i.record.prompt for i in items], generator=generators, output_type="np", **kwargs)
         return plan.family.frames(output)
@@ -234,7 +245,8 @@ class Runner:
             frames = self.generate_batch(batch)
             seconds = (time.perf_counter() - t0) / len(batch)
             self.gen_seconds += seconds * len(batch)
-            for item, video in zip(batch, frames):
+            infos = plan.eraser.batch_info([item.record for item in batch])
+            for item, video, info in zip(batch, frames, infos):
                 key = self.key(item)
                 path = self.store.video_path(key)
                 pixels = to_uint8(video)
@@ -254,6 +266,7 @@ class Runner:
                         "eraser_call_kwargs": json.loads(
                             json.dumps(plan.eraser.call_kwargs(plan.family, [item.record]), default=str)
                         ),
+                        "eraser_info": json.loads(json.dumps(info, default=str)),
                         "frames": list(pixels.shape),
                         "seconds": seconds,
                         "rank": self.dist.rank,

@@ -78,6 +78,8 @@ class ConceptSpec(Frozen):
     neighbours: tuple[str, ...] = ()
     # labels a classifier or oracle reports for this concept (ESR/PSR): ImageNet indices, shape names
     labels: tuple[str, ...] = ()
+    # everyday prompts in the model's domain, the neutral set of the refusal vector's contrastive PCA
+    neutral: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod

@@ -30,6 +30,14 @@ class ModelFamily:
     tokenizers: ClassVar[tuple[str, ...]] = ("tokenizer",)
     # site kind -> fnmatch patterns over module names under the denoiser (see shared/specs/erasers.md 0.3)
     sites: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # which tokens of a site's input are text: "text" (the whole input is text, padding masked),
+    # "text_prefix" (joint sequence [text; video], text first), "video" (no text tokens)
+    site_tokens: ClassVar[dict[str, str]] = {}
+    # how each text encoder's output is pooled into one vector per text (SAFREE's concept vectors):
+    # "first" (first token, T5), "pooled" (the encoder's pooler_output, CLIP), "mean" (mean over valid tokens)
+    text_pooling: ClassVar[tuple[str, ...]] = ("first",)
+    # per-eraser default overrides where the eraser's reference code differs by family
+    eraser_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def call_defaults(self, pipe: Any) -> dict[str, Any]:
         """Call kwargs the model needs beyond the pipeline's own defaults (read from the loaded config)."""

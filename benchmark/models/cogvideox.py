@@ -25,7 +25,13 @@ class Family(ModelFamily):
         "feed_forward": ("transformer_blocks.*.ff",),
         "text_projection": ("patch_embed.text_proj",),
         "block": ("transformer_blocks.*[0-9]",),
+        # T2VUnlearning adapters: after each joint attention, on its video output (erasers.md 3.1)
+        "unlearning_adapter": ("transformer_blocks.*.attn1",),
+        # refusal-vector fold: first FFN linear, input [text; video] (erasers.md 4.2 (a))
+        "refusal": ("transformer_blocks.*.ff.net.0.proj",),
     }
+    site_tokens = {"refusal": "text_prefix", "unlearning_adapter": "video"}
+    text_pooling = ("first",)
 
     def call_defaults(self, pipe: Any) -> dict[str, Any]:
         # The positional table holds max_text_seq_length text tokens; the pipeline's default (226)

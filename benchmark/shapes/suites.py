@@ -14,10 +14,10 @@ from typing import Any
 from .world import COLOURS, MAIN_TEMPLATE_IDS, MOTIONS, PARAPHRASE_TEMPLATE_IDS, SHAPES, ShapeAttributes, prompt_for
 
 
-def _grid(template_ids: tuple[str, ...]) -> list[dict[str, Any]]:
+def _grid(template_ids: tuple[str, ...], offset: int = 0) -> list[dict[str, Any]]:
     rows = []
     for i, (colour, motion, shape) in enumerate((c, m, s) for c in COLOURS for m in MOTIONS for s in SHAPES):
-        template = template_ids[(i // len(SHAPES)) % len(template_ids)]
+        template = template_ids[(i // len(SHAPES) + offset) % len(template_ids)]
         attrs = ShapeAttributes(colour, shape, motion)
         rows.append(
             {
@@ -42,9 +42,13 @@ def paraphrase_rows(spec: Any = None, data_dir: Any = None) -> list[dict[str, An
 
 
 def pair_rows(spec: Any = None, data_dir: Any = None) -> list[dict[str, Any]]:
-    """For every shape and every (colour, motion): the prompt and the same prompt with the next shape."""
+    """For every shape and every (colour, motion): the prompt and the same prompt with the next shape.
+
+    Each (colour, motion) uses the next main template after the one ``shapes`` uses, so a fit on these
+    pairs never sees a benchmark prompt verbatim.
+    """
     rows = []
-    for row in _grid(tuple(MAIN_TEMPLATE_IDS)):
+    for row in _grid(tuple(MAIN_TEMPLATE_IDS), offset=1):
         partner = SHAPES[(SHAPES.index(row["shape"]) + 1) % len(SHAPES)]
         attrs = ShapeAttributes(row["colour"], partner, row["motion"])
         rows.append({**row, "pair_prompt": prompt_for(attrs, row["template"]), "pair_shape": partner})
