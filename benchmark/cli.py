@@ -176,7 +176,7 @@ def run(
             if not metric_plugins:
                 from .suites import load_suite_spec
 
-                metric_plugins = load_suite_spec(suite).metrics if suite else ()
+                metric_plugins = load_suite_spec(suite)[0].metrics if suite else ()
             names = {m.name for m in metric_plugins}
             for name in metric_args:
                 if name not in names:
@@ -239,7 +239,7 @@ def list_plugins(
             table = Table(title=f"{loaded.name} v{loaded.spec.version}: {len(loaded.records)} prompts")
             table.add_column("category")
             table.add_column("prompts", justify="right")
-            for category, count in sorted(Counter(r.category for r in loaded.records).items()):
+            for category, count in Counter(r.category for r in loaded.records).items():  # in source order
                 table.add_row(category, str(count))
             out_console.print(table)
             return

@@ -1,0 +1,1 @@
+"""Row builders for suite sources that need more than the generic loader (``records: module:function``)."""
