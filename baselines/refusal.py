@@ -64,6 +64,7 @@ EVERYDAY_PROMPTS: tuple[str, ...] = (
 class RefusalConfig(EraserConfig):
     """Hyperparameters (shared/specs/erasers.md 4.1); defaults marked (default) there are ours."""
 
+    site: str = SITE_KIND  # family site kind to fold: "refusal" (erasers.md 4.2), or e.g. "text_projection" (CogVideoX (b))
     layers: tuple[int, ...] | None = None  # indices into the ordered edit blocks; default: the last two
     k: int = 100  # cPCA rank cap (paper*), clamped to n - 1
     alpha: float = 1.0  # cPCA contrast weight after trace normalisation
@@ -167,10 +168,10 @@ def pool_tokens(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 # Sites
 
 
-def refusal_sites(pipe: Any, family: ModelFamily) -> list[tuple[str, str, torch.nn.Linear]]:
+def refusal_sites(pipe: Any, family: ModelFamily, kind: str = SITE_KIND) -> list[tuple[str, str, torch.nn.Linear]]:
     """(block key, module name, linear) of every refusal site, in model order; block = the family's
     ``block`` module containing the site (a site is its own block where the family defines none)."""
-    sites = family.site_modules(pipe, SITE_KIND)
+    sites = family.site_modules(pipe, kind)
     denoiser = getattr(pipe, family.denoiser)
     block_names = [
         name
@@ -207,9 +208,11 @@ def select_blocks(sites: list[tuple[str, str, torch.nn.Linear]], layers: tuple[i
 class _Recorder:
     """Pre-hooks: one on the denoiser (step counter, CFG and text-mask bookkeeping), one per site (pooling)."""
 
-    def __init__(self, pipe: Any, family: ModelFamily, sites: list[tuple[str, torch.nn.Linear]], steps: set[int] | None):
+    def __init__(
+        self, pipe: Any, family: ModelFamily, sites: list[tuple[str, torch.nn.Linear]], steps: set[int] | None, kind: str = SITE_KIND
+    ):
         self.family = family
-        self.token_rule = family.site_tokens.get(SITE_KIND, "text")
+        self.token_rule = family.site_tokens.get(kind, "text")
         self.denoiser = getattr(pipe, family.denoiser)
         self.sites = sites
         self.steps = steps
@@ -322,10 +325,11 @@ class RefusalVector(Eraser):
 
     # ---- contract ---------------------------------------------------------------------------
     def check_family(self, family: ModelFamily) -> None:
-        if not family.sites.get(SITE_KIND):
+        kind = self.config.site  # type: ignore[attr-defined]
+        if not family.sites.get(kind):
             raise UnsupportedFamilyError(
                 f"eraser 'refusal' defines no edit site for model family {family.name!r}: "
-                f"it needs the family's {SITE_KIND!r} sites (cogvideox, hunyuanvideo, wan, zeroscope have them)"
+                f"it needs the family's {kind!r} sites (site kinds of this family: {', '.join(sorted(family.sites))})"
             )
 
     def fit(self, pipe: Any, family: ModelFamily, artifact_dir: Path) -> None:
@@ -334,7 +338,7 @@ class RefusalVector(Eraser):
         self.check_family(family)
         cfg: RefusalConfig = self.config  # type: ignore[assignment]
         start = time.perf_counter()
-        sites = refusal_sites(pipe, family)
+        sites = refusal_sites(pipe, family, cfg.site)
         blocks = select_blocks(sites, cfg.layers)
         chosen = [(n, m) for b, n, m in sites if b in blocks]
         tensors: dict[str, torch.Tensor] = {}
@@ -383,7 +387,7 @@ class RefusalVector(Eraser):
             raise ErasebenchError("eraser 'refusal' needs a fitted artifact; run fit first")
         cfg: RefusalConfig = self.config  # type: ignore[assignment]
         tensors = load_file(str(artifact_dir / "refusal.safetensors"))
-        modules = dict((n, m) for _, n, m in refusal_sites(pipe, family))
+        modules = dict((n, m) for _, n, m in refusal_sites(pipe, family, cfg.site))
         per_site: dict[str, list[torch.Tensor]] = {}
         for key, value in tensors.items():
             concept, name, what = key.split("::")
@@ -471,7 +475,7 @@ class RefusalVector(Eraser):
             generator = torch.Generator(device=self.run_context.device).manual_seed(prompt_seed)
             pipe(prompt=[prompt], generator=generator, output_type="latent", **gen)
 
-        with _Recorder(pipe, family, sites, steps) as rec, torch.inference_mode():
+        with _Recorder(pipe, family, sites, steps, cfg.site) as rec, torch.inference_mode():
             for i, (unsafe, safe) in enumerate(pairs):
                 run(unsafe, seed + i, rec)
                 run(safe, seed + i, rec)

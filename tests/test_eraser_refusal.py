@@ -194,3 +194,25 @@ def test_layers_out_of_range_is_one_clear_error(tiny_model, tmp_path):
     eraser.run_context = RunContext(generation=dict(TINY_CALL_SETTINGS["cogvideox"]))
     with pytest.raises(ErasebenchError, match="refusal layer 40 is out of range"):
         eraser.fit(pipe, family, tmp_path / "a")
+
+
+def test_text_projection_site_on_tiny_cogvideox(tiny_model, tmp_path):
+    """CogVideoX option (b): the exact text-only fold at patch_embed.text_proj; remove() restores it."""
+    from tiny_pipelines import TINY_CALL_SETTINGS
+
+    pipe, family = _pipe_and_family(tiny_model, "cogvideox")
+    pipe.set_progress_bar_config(disable=True)
+    settings = dict(TINY_CALL_SETTINGS["cogvideox"])
+    weight = pipe.transformer.patch_embed.text_proj.weight.detach().clone()
+    eraser = RefusalVector(RefusalConfig(site="text_projection", steps_recorded=1), [CONCEPT])
+    eraser.run_context = RunContext(generation=settings)
+    eraser.fit(pipe, family, tmp_path / "a")
+    eraser.apply(pipe, family, tmp_path / "a")
+    assert eraser.settings()["sites"] == ["patch_embed.text_proj"]
+    p_hat = __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(tmp_path / "a" / "refusal.safetensors"))
+    direction = next(v for k, v in p_hat.items() if k.endswith("p_hat"))
+    assert (pipe.transformer.patch_embed.text_proj.weight @ direction).abs().max() <= 1e-5 * weight.norm()
+    eraser.remove(pipe, family)
+    assert torch.equal(pipe.transformer.patch_embed.text_proj.weight, weight)
+    with pytest.raises(ErasebenchError, match="defines no edit site"):
+        RefusalVector(RefusalConfig(site="nonexistent"), [CONCEPT]).check_family(family)

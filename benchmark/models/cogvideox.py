@@ -30,7 +30,7 @@ class Family(ModelFamily):
         # refusal-vector fold: first FFN linear, input [text; video] (erasers.md 4.2 (a))
         "refusal": ("transformer_blocks.*.ff.net.0.proj",),
     }
-    site_tokens = {"refusal": "text_prefix", "unlearning_adapter": "video"}
+    site_tokens = {"refusal": "text_prefix", "text_projection": "text", "unlearning_adapter": "video"}
     text_pooling = ("first",)
 
     def call_defaults(self, pipe: Any) -> dict[str, Any]:

@@ -1,0 +1,82 @@
+"""Regenerate the committed shapes leaderboard and the CI gate values in ``results/shapes/``.
+
+    python -m benchmark.shapes.leaderboard [--out results/shapes] [--model shapes]
+
+For every eraser erasebench ships, runs the ``shapes`` and ``shapes-paraphrase`` suites on the shipped
+shapes model (all 64 prompts, derived seeds, the suites' generation settings), copies each
+``results.json`` to ``{out}/{suite}/{method}.json``, writes ``leaderboard.{md,csv,tex}`` from those
+files alone, and writes ``gate.json``: ESR-1 and PSR-1 of each method on ``shapes``, which
+``tests/test_shapes_gate.py`` checks with the tolerance recorded there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+GATE_SUITE = "shapes"
+LEADERBOARD_SUITES = ("shapes", "shapes-paraphrase")
+TOLERANCE = 0.07  # one target video of 16 is 0.0625 of ESR-1
+GATE_KEYS = ("esr_1", "psr_1")
+#: Eraser arguments for the shapes model, where a method's defaults target large models (recorded in gate.json).
+#: refusal: the text-projection fold (erasers.md 4.2 (b)) at lam 0.85; its default FFN sites in the last two
+#: of the 4 blocks leave ESR-1 at the `none` value on this model (see results/shapes/README.md).
+SHAPES_ERASER_ARGS: dict[str, dict[str, Any]] = {
+    "refusal": {"site": "text_projection", "lam": 0.85},
+}
+
+
+def run_method(method: str, suite: str, root: Path, model: str = "shapes", eraser_args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One erasebench run, in process; returns results.json's content."""
+    from ..runner import Runner, plan_run
+    from ..specs import PluginSpec, RunSpec
+
+    spec = RunSpec(model=model, eraser=PluginSpec(name=method, args=eraser_args or {}), suite=suite)
+    results = Runner(plan_run(spec, root)).run()
+    assert results is not None
+    return results
+
+
+def gate_values(results: dict[str, Any]) -> dict[str, float]:
+    overall = results["aggregates"]["overall"]["shapes_oracle"]
+    return {key: overall[key] for key in GATE_KEYS}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..erasers import BUILTIN_ERASERS
+    from ..report import find_results, leaderboard, render
+    from ..store import atomic_write_json, atomic_write_text
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("results/shapes"))
+    parser.add_argument("--model", default="shapes")
+    parser.add_argument("--work", type=Path, default=None, help="output root for videos (default: a temp folder)")
+    args = parser.parse_args(argv)
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="eb-shapes-"))
+    gate: dict[str, Any] = {"suite": GATE_SUITE, "model": args.model, "tolerance": TOLERANCE, "keys": list(GATE_KEYS), "methods": {}}
+    gate["eraser_args"] = SHAPES_ERASER_ARGS
+    for method in BUILTIN_ERASERS:
+        for suite in LEADERBOARD_SUITES:
+            results = run_method(method, suite, work, args.model, SHAPES_ERASER_ARGS.get(method))
+            atomic_write_json(args.out / suite / f"{method}.json", results)
+            if suite == GATE_SUITE:
+                gate["methods"][method] = gate_values(results)
+                gate["model_fingerprint"] = results["model"]["fingerprint"]
+            print(f"{suite:18s} {method:14s} " + " ".join(
+                f"{k}={v:.3f}" for k, v in results["aggregates"]["overall"]["shapes_oracle"].items()))
+    atomic_write_json(args.out / "gate.json", gate)
+    frame = leaderboard(find_results([args.out]), ["esr_1", "psr_1", "colour_acc", "motion_acc"])
+    for fmt, suffix in (("md", "md"), ("csv", "csv"), ("latex", "tex")):
+        atomic_write_text(args.out / f"leaderboard.{suffix}", render(frame, fmt) + "\n")
+    print(render(frame, "md"))
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
