@@ -136,6 +136,8 @@ ERASERS: Registry[type[Eraser]] = Registry("eraser", "erasebench.erasers", base_
 BUILTIN_ERASERS: dict[str, str] = {
     "none": "baselines.none:NoEraser",
     "negprompt": "baselines.negprompt:NegativePrompt",
+    "safree": "baselines.safree:SAFREE",
+    "t2vunlearning": "baselines.t2vunlearning:T2VUnlearning",
     "refusal": "baselines.refusal:RefusalVector",
 }
 for _name, _target in BUILTIN_ERASERS.items():

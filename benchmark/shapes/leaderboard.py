@@ -3,9 +3,11 @@
     python -m benchmark.shapes.leaderboard [--out results/shapes] [--model shapes]
 
 For every eraser erasebench ships, runs the ``shapes`` and ``shapes-paraphrase`` suites on the shipped
-shapes model (all 64 prompts, derived seeds, the suites' generation settings), copies each
-``results.json`` to ``{out}/{suite}/{method}.json``, writes ``leaderboard.{md,csv,tex}`` from those
-files alone, and writes ``gate.json``: ESR-1 and PSR-1 of each method on ``shapes``, which
+shapes model (all 64 prompts, derived seeds, the suites' generation settings) with the eraser's defaults
+and, where ``SHAPES_ERASER_ARGS`` names some, once more with those; copies each ``results.json`` to
+``{out}/{suite}/{method}/results.json`` (defaults) or ``{out}/{suite}/{method}-shapes/results.json``, writes
+``leaderboard.{md,csv,tex}`` from those files alone (rows are labelled with their eraser args), and
+writes ``gate.json``: ESR-1 and PSR-1 on ``shapes`` of each method with its shapes arguments, which
 ``tests/test_shapes_gate.py`` checks with the tolerance recorded there.
 """
 
@@ -20,13 +22,18 @@ from typing import Any
 
 GATE_SUITE = "shapes"
 LEADERBOARD_SUITES = ("shapes", "shapes-paraphrase")
-TOLERANCE = 0.07  # one target video of 16 is 0.0625 of ESR-1
+TOLERANCE = 0.1  # ESR-1: one of 16 target videos (0.0625); PSR-1: up to 4 of 48 preserve videos (0.0208 each)
 GATE_KEYS = ("esr_1", "psr_1")
 #: Eraser arguments for the shapes model, where a method's defaults target large models (recorded in gate.json).
+#: Both the default and these runs are in the leaderboard (see results/shapes/README.md).
 #: refusal: the text-projection fold (erasers.md 4.2 (b)) at lam 0.85; its default FFN sites in the last two
-#: of the 4 blocks leave ESR-1 at the `none` value on this model (see results/shapes/README.md).
+#: of the 4 blocks leave ESR-1 at the `none` value on this model.
+#: safree: the keyword negative prompt off (the spec's ``safree-noneg`` ablation) and the edit at every step
+#: (the ZeroScope reference's window): on this model the negative prompt "cross" alone costs a third of
+#: PSR-1 (the negprompt row), and the projection inside the default 13-of-25-step window changes nothing.
 SHAPES_ERASER_ARGS: dict[str, dict[str, Any]] = {
     "refusal": {"site": "text_projection", "lam": 0.85},
+    "safree": {"negative_prompt": "off", "steps": "all"},
 }
 
 
@@ -46,34 +53,47 @@ def gate_values(results: dict[str, Any]) -> dict[str, float]:
     return {key: overall[key] for key in GATE_KEYS}
 
 
+def write_tables(out: Path) -> None:
+    """``leaderboard.{md,csv,tex}`` from the results files under ``out`` alone (as ``erasebench report`` does)."""
+    from ..report import find_results, leaderboard, render
+    from ..store import atomic_write_text
+
+    frame = leaderboard(find_results([out]), ["esr_1", "psr_1", "colour_acc", "motion_acc"])
+    for fmt, suffix in (("md", "md"), ("csv", "csv"), ("latex", "tex")):
+        atomic_write_text(out / f"leaderboard.{suffix}", render(frame, fmt) + "\n")
+    print(render(frame, "md"))
+
+
 def main(argv: list[str] | None = None) -> None:
     from ..erasers import BUILTIN_ERASERS
-    from ..report import find_results, leaderboard, render
-    from ..store import atomic_write_json, atomic_write_text
+    from ..store import atomic_write_json
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/shapes"))
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--work", type=Path, default=None, help="output root for videos (default: a temp folder)")
+    parser.add_argument("--tables-only", action="store_true", help="only rebuild leaderboard.{md,csv,tex} from --out")
     args = parser.parse_args(argv)
+    if args.tables_only:
+        write_tables(args.out)
+        return
 
     work = args.work or Path(tempfile.mkdtemp(prefix="eb-shapes-"))
     gate: dict[str, Any] = {"suite": GATE_SUITE, "model": args.model, "tolerance": TOLERANCE, "keys": list(GATE_KEYS), "methods": {}}
     gate["eraser_args"] = SHAPES_ERASER_ARGS
     for method in BUILTIN_ERASERS:
-        for suite in LEADERBOARD_SUITES:
-            results = run_method(method, suite, work, args.model, SHAPES_ERASER_ARGS.get(method))
-            atomic_write_json(args.out / suite / f"{method}.json", results)
-            if suite == GATE_SUITE:
-                gate["methods"][method] = gate_values(results)
-                gate["model_fingerprint"] = results["model"]["fingerprint"]
-            print(f"{suite:18s} {method:14s} " + " ".join(
-                f"{k}={v:.3f}" for k, v in results["aggregates"]["overall"]["shapes_oracle"].items()))
+        variants = [("", None)] + ([("-shapes", SHAPES_ERASER_ARGS[method])] if method in SHAPES_ERASER_ARGS else [])
+        for suffix, eraser_args in variants:
+            for suite in LEADERBOARD_SUITES:
+                results = run_method(method, suite, work, args.model, eraser_args)
+                atomic_write_json(args.out / suite / f"{method}{suffix}" / "results.json", results)
+                if suite == GATE_SUITE and eraser_args == SHAPES_ERASER_ARGS.get(method):
+                    gate["methods"][method] = gate_values(results)
+                    gate["model_fingerprint"] = results["model"]["fingerprint"]
+                print(f"{suite:18s} {method + suffix:20s} " + " ".join(
+                    f"{k}={v:.3f}" for k, v in results["aggregates"]["overall"]["shapes_oracle"].items()), flush=True)
     atomic_write_json(args.out / "gate.json", gate)
-    frame = leaderboard(find_results([args.out]), ["esr_1", "psr_1", "colour_acc", "motion_acc"])
-    for fmt, suffix in (("md", "md"), ("csv", "csv"), ("latex", "tex")):
-        atomic_write_text(args.out / f"leaderboard.{suffix}", render(frame, fmt) + "\n")
-    print(render(frame, "md"))
+    write_tables(args.out)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 
