@@ -110,12 +110,16 @@ def make_progress() -> tuple[Progress, Any]:
 def leaderboard_row(results: dict[str, Any]) -> Table:
     from .report import method_label
 
-    table = Table(title=f"{results['suite']['name']} on {results['model']['label']}")
-    table.add_column("method")
+    overall = results["aggregates"]["overall"]
+    single = len(overall) == 1  # one metric: its name goes in the title, the columns are its keys
+    title = f"{results['suite']['name']} on {results['model']['label']}" + (f": {next(iter(overall))}" if single else "")
+    table = Table(title=title)
+    table.add_column("method", overflow="fold")
     values = []
-    for metric, aggregates in results["aggregates"]["overall"].items():
+    for metric, aggregates in overall.items():
         for key, value in aggregates.items():
-            table.add_column(metric if key == metric else f"{metric}.{key}", justify="right")
+            header = key if single or key == metric else f"{metric}.{key}"
+            table.add_column(header, justify="right", overflow="fold")
             values.append(f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row(method_label(results), *values)
     return table
