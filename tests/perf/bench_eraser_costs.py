@@ -49,7 +49,7 @@ def refusal_costs(threads: int, prompts: int, with_default: bool) -> None:
             runners[method] = runner
         runner = runners["none"]
         for label, args in variants:
-            eraser = ERASERS.get("refusal").from_args(args, runner.plan.concepts)
+            eraser = ERASERS.get("refusal").from_args(args, runner.plan.eraser.concepts)
             eraser.run_context = RunContext(generation=runner.call_defaults())
             start = time.perf_counter()
             eraser.fit(runner.pipe, runner.plan.family, work / f"fit-{label.replace(' ', '-')}")
