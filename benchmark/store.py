@@ -18,6 +18,7 @@ a video counts as present only when its sidecar exists and names its exact size 
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 import json
 import os
 from dataclasses import dataclass
@@ -41,8 +42,19 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+@lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    """sha256 of a file, read in 1 MiB chunks and cached per process by (path, size, mtime)."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 @dataclass(frozen=True)

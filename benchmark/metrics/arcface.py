@@ -32,7 +32,7 @@ from pydantic import Field
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from .base import Metric, MetricConfig, ScoredVideo
-from .subject_consistency import file_sha256
+from ..store import file_sha256
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

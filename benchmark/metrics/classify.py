@@ -22,7 +22,6 @@ which calls the top-5 variants "ESR-2/PSR-2"). ``esr_k_video`` / ``psr_k_video``
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from pydantic import Field, field_validator
 
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
+from ..store import file_sha256
 from .base import Metric, MetricConfig, MetricContext, ScoredVideo
 
 
@@ -65,14 +65,6 @@ class ClassifyConfig(MetricConfig):
 
         sample_indices(16, v)
         return v
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_state_dict(path: Path) -> dict[str, Any]:

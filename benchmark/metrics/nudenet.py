@@ -37,7 +37,6 @@ optional Q16 classifier of the T2VUnlearning preset is not implemented.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +47,7 @@ from pydantic import Field, field_validator
 
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
+from ..store import file_sha256
 from .base import Metric, MetricConfig, MetricContext, ScoredVideo
 
 NUDENET_VERSION = "3.4.2"
@@ -118,14 +118,6 @@ class NudeNetConfig(MetricConfig):
 
         sample_indices(16, v)  # raises ValueError naming the allowed policies
         return v
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def shipped_model_path() -> Path:

@@ -21,10 +21,8 @@ hub cache (``checkpoints/dino_vitbase16_pretrain.pth``) and the Hugging Face cac
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from pydantic import Field
 
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
+from ..store import file_sha256
 from .base import Metric, MetricConfig, ScoredVideo
 
 DINO_FILE = "dino_vitbase16_pretrain.pth"
@@ -48,21 +47,6 @@ class SubjectConsistencyConfig(MetricConfig):
     resize: int = Field(default=224, ge=16)
     frame_policy: str = "all"
     batch_frames: int = Field(default=16, ge=1)
-
-
-@lru_cache(maxsize=64)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a weight file, cached per process by (path, size, mtime)."""
-    stat = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def vbench_cache_dir() -> Path:

@@ -14,7 +14,6 @@ writes ``gate.json``: ESR-1 and PSR-1 on ``shapes`` of each method with its shap
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import tempfile
 from pathlib import Path

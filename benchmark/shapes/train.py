@@ -43,12 +43,11 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
