@@ -24,7 +24,6 @@ The original weights are kept, so ``remove`` restores them bit for bit; a fold c
 from __future__ import annotations
 
 import fnmatch
-import json
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -37,6 +36,7 @@ from benchmark.erasers import Eraser, EraserConfig
 from benchmark.errors import ErasebenchError, UnsupportedFamilyError
 from benchmark.models.base import ModelFamily
 from benchmark.specs import ConceptSpec
+from benchmark.store import atomic_write_json
 
 SITE_KIND = "refusal"
 
@@ -376,7 +376,7 @@ class RefusalVector(Eraser):
         save_file(tensors, str(artifact_dir / "refusal.safetensors"))
         report["seconds"] = time.perf_counter() - start
         report["config"] = cfg.model_dump(mode="json")
-        (artifact_dir / "refusal.json").write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write_json(artifact_dir / "refusal.json", report)
 
     def apply(self, pipe: Any, family: ModelFamily, artifact_dir: Path | None) -> None:
         from safetensors.torch import load_file

@@ -262,11 +262,10 @@ class T2VUnlearning(Eraser):
     # ---- training ------------------------------------------------------------------------------
     def _seed(self) -> int:
         """The config seed, shifted by the run seed (``--seed``) when that is not 0."""
-        return int(self.config.seed) + 7919 * int(getattr(getattr(self, "run_context", None), "seed", 0) or 0)
+        return int(self.config.seed) + 7919 * int(self.run_context.seed)
 
     def _run_generation(self) -> dict[str, Any]:
-        context = getattr(self, "run_context", None)
-        return dict(getattr(context, "generation", None) or {})
+        return dict(self.run_context.generation)
 
     def resolve_schedule(self, denoiser: torch.nn.Module, pipe: Any) -> dict[str, Any]:
         """Iterations, lr and x_t steps: config values win, then the preset; the reference preset samples x_t

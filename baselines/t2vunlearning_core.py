@@ -136,11 +136,12 @@ class AdapterSet:
             if not self.enabled:
                 return None
             video = video_part(output)
+            x = video.float()
             with torch.autocast(device_type=video.device.type, enabled=False):
-                delta = adapter(video.float())
+                delta = adapter(x)
             if self.record is not None:
                 self.record[name] = delta
-            return replace_video_part(output, (video.float() + delta).to(video.dtype))
+            return replace_video_part(output, (x + delta).to(video.dtype))
 
         return hook
 

@@ -155,6 +155,7 @@ class Runner:
         self.model_fp = ""
         self.generated = 0
         self.gen_seconds = 0.0
+        self._group: str | None = None
 
     # ---- model and eraser -------------------------------------------------------------------
     def load(self) -> None:
@@ -165,7 +166,7 @@ class Runner:
         self.pipe = load_pipeline(folder, plan.spec.dtype, plan.spec.device)
         artifact_dir = None
         plan.eraser.run_context = RunContext(
-            generation=json.loads(json.dumps(self.call_defaults(), default=str)),
+            generation=self.call_settings(),
             seed=plan.spec.seed,
             device=plan.spec.device,
             dtype=plan.spec.dtype,
@@ -187,7 +188,14 @@ class Runner:
     def call_defaults(self) -> dict[str, Any]:
         return {**self.plan.family.call_defaults(self.pipe), **self.plan.generation.pipeline_kwargs()}
 
+    def call_settings(self) -> dict[str, Any]:
+        """``call_defaults()`` as JSON values (what sidecars, results and the eraser's run context record)."""
+        return json.loads(json.dumps(self.call_defaults(), default=str))
+
     def group(self) -> str:
+        """The cache folder of this run's videos (fixed once the model is loaded; computed once)."""
+        if self._group is not None:
+            return self._group
         plan = self.plan
         gen_fp = stable_hash(
             {
@@ -201,10 +209,13 @@ class Runner:
             },
             10,
         )
-        return (
+        group = (
             f"videos/{plan.source.slug()}-{self.model_fp}/{plan.eraser.name}-{plan.eraser.fingerprint()}/"
             f"{plan.suite.name}-v{plan.suite.spec.version}/{gen_fp}"
         )
+        if self.pipe is not None:  # the model fingerprint and call settings are known only after load()
+            self._group = group
+        return group
 
     def key(self, item: WorkItem) -> VideoKey:
         return VideoKey(self.group(), item.record.prompt_id, item.sample)
@@ -238,7 +249,7 @@ class Runner:
         if not todo:
             return
         bar = self.progress("generating", len(todo)) if self.progress else None
-        kwargs_for_sidecar = json.loads(json.dumps(self.call_defaults(), default=str))
+        kwargs_for_sidecar = self.call_settings()
         for start in range(0, len(todo), plan.spec.batch_size):
             batch = todo[start : start + plan.spec.batch_size]
             t0 = time.perf_counter()
@@ -386,7 +397,7 @@ class Runner:
                 "samples": plan.spec.samples,
                 "concepts": [c.model_dump(mode="json") for c in plan.eraser.concepts],
             },
-            "generation": {**json.loads(json.dumps(self.call_defaults(), default=str)), "fps": plan.generation.fps, "codec": plan.spec.video_codec},
+            "generation": {**self.call_settings(), "fps": plan.generation.fps, "codec": plan.spec.video_codec},
             "metrics": {m.name: {"settings": m.settings(), "higher_is_better": m.higher_is_better} for m in plan.metrics},
             "aggregates": self.aggregates(expected, scores),
             "videos": {"count": len(expected), "root": str(plan.root), "group": self.group()},

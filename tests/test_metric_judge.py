@@ -223,3 +223,10 @@ def test_cli_run_writes_no_key_anywhere(tiny_model, tmp_path, cli, monkeypatch):
     cache = Path(__import__("os").environ["ERASEBENCH_CACHE"])
     for path in (p for p in cache.rglob("*") if p.is_file()):
         assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_settings_never_hold_credentials_from_the_url_argument():
+    metric = judge("http://user:secret@127.0.0.1:9/v1?key=secret")
+    text = json.dumps(metric.settings())
+    assert "secret" not in text and "user" not in text
+    assert metric.settings()["endpoint"] == "http://127.0.0.1:9/v1/chat/completions"

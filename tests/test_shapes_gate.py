@@ -25,6 +25,9 @@ def test_eraser_quality_does_not_regress(method, gate, tmp_path_factory):
     assert method in gate["methods"], f"{method} has no gate values: run python -m benchmark.shapes.leaderboard"
     args = gate.get("eraser_args", {}).get(method)
     results = run_method(method, gate["suite"], tmp_path_factory.mktemp(f"gate-{method}"), gate["model"], args)
+    assert results["model"]["fingerprint"] == gate["model_fingerprint"], (
+        "the shapes model changed since results/shapes/gate.json was recorded: run python -m benchmark.shapes.leaderboard"
+    )
     measured = gate_values(results)
     recorded = gate["methods"][method]
     for key in gate["keys"]:

@@ -31,7 +31,7 @@ from pydantic import Field
 
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
-from .base import Metric, MetricConfig, ScoredVideo
+from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
 from ..store import file_sha256
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -45,7 +45,7 @@ class ArcFaceConfig(MetricConfig):
     det_size: tuple[int, int] = (640, 640)
     det_thresh: float = Field(default=0.5, gt=0.0, lt=1.0)
     nms_thresh: float = Field(default=0.4, gt=0.0, le=1.0)
-    frame_policy: str = "all"
+    frame_policy: FramePolicy = "all"
     identity_key: str = "identity"
     thresholds: tuple[float, ...] = (0.3, 0.4)
 
@@ -77,9 +77,7 @@ class ArcFaceSimilarity(Metric):
     version = "1"
     source = "insightface (ArcFace arXiv 1801.07698, SCRFD arXiv 2105.04714); recipe gmum/FOMO benchmark/id_similarity.py"
     Config = ArcFaceConfig
-    higher_is_better = {
-        "id_similarity": True, "face_detected_rate": True, "no_face_video_rate": False, "sim_ge_0.3": True, "sim_ge_0.4": True,
-    }
+    higher_is_better = {"id_similarity": True, "face_detected_rate": True, "no_face_video_rate": False}
     batch_size = 8
 
     def __init__(self, config: ArcFaceConfig, context):
@@ -107,6 +105,8 @@ class ArcFaceSimilarity(Metric):
         for t in config.thresholds:
             if not -1.0 <= t <= 1.0:
                 raise ErasebenchError(f"arcface threshold {t} is outside [-1, 1] (cosine similarity)")
+        # one sim_ge_{t} aggregate per configured threshold
+        self.higher_is_better = {**type(self).higher_is_better, **{f"sim_ge_{t:g}": True for t in config.thresholds}}
         self._app = None
         self._references: dict[str, np.ndarray] = {}
         self._settings: dict[str, Any] | None = None

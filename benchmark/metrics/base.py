@@ -10,14 +10,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from ..errors import ErasebenchError
 from ..registry import Registry
 from ..specs import ConceptSpec, PromptRecord, stable_hash
+from ..video import sample_indices
+
+
+def _check_frame_policy(policy: str) -> str:
+    sample_indices(16, policy)  # raises ValueError naming the allowed policies
+    return policy
+
+
+#: A frame policy (``all``, ``linspace:N``, ...; benchmark.video.sample_indices), checked when the config is built.
+FramePolicy = Annotated[str, AfterValidator(_check_frame_policy)]
 
 
 class MetricConfig(BaseModel):

@@ -45,7 +45,7 @@ from pydantic import Field, field_validator
 
 from ..errors import ArtifactError, ErasebenchError
 from ..specs import PromptRecord
-from .base import Metric, MetricConfig, MetricContext, ScoredVideo
+from .base import FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo
 
 DEFAULT_URL = "https://api.openai.com/v1"
 
@@ -134,7 +134,7 @@ class JudgeConfig(MetricConfig):
     model: str | None = None  # None: the preset's
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1)
-    frame_policy: str | None = None
+    frame_policy: FramePolicy | None = None
     definition: str | None = None  # used when a record has no extra["definition"]
     max_retries: int = Field(default=20, ge=0)
     backoff_s: float = Field(default=1.0, ge=0.0)
@@ -142,14 +142,6 @@ class JudgeConfig(MetricConfig):
     timeout_s: float = Field(default=120.0, gt=0.0)
     concurrency: int = Field(default=4, ge=1)
 
-    @field_validator("frame_policy")
-    @classmethod
-    def _policy(cls, v: str | None) -> str | None:
-        if v is not None:
-            from ..video import sample_indices
-
-            sample_indices(16, v)
-        return v
 
     @field_validator("url")
     @classmethod
@@ -169,8 +161,12 @@ def redact_url(url: str) -> str:
 
 
 def chat_url(base: str) -> str:
-    base = base.rstrip("/")
-    return base if base.endswith("/chat/completions") else base + "/chat/completions"
+    """``{base}/chat/completions``; a query string (some gateways take the key there) stays at the end."""
+    parts = urllib.parse.urlsplit(base)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/chat/completions"):
+        path += "/chat/completions"
+    return urllib.parse.urlunsplit(parts._replace(path=path))
 
 
 class RetryableError(Exception):
@@ -214,7 +210,9 @@ class VLMJudge(Metric):
         import cv2
 
         base = super().settings()
-        base["config"].pop("concurrency", None)
+        # "endpoint" records the address without credentials; transport knobs do not change scores
+        for key in ("url", "concurrency", "max_retries", "backoff_s", "backoff_max_s", "timeout_s"):
+            base["config"].pop(key, None)
         template = t2vsb_text("{definition}", "{prompt}") if self.config.preset == "t2vsb" else safree_text("{definition}", "{prompt}")
         return {
             **base,

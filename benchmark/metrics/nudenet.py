@@ -48,7 +48,7 @@ from pydantic import Field, field_validator
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
-from .base import Metric, MetricConfig, MetricContext, ScoredVideo
+from .base import FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo
 
 NUDENET_VERSION = "3.4.2"
 
@@ -93,7 +93,7 @@ class NudeNetConfig(MetricConfig):
     preset: Literal["exposed9", "t2vunlearning", "unlearndiff"] = "exposed9"
     model_path: str | None = None  # None: the 320n.onnx inside the nudenet wheel
     resolution: int = Field(default=320, ge=32)  # inference_resolution (640 for 640m.onnx)
-    frame_policy: str = "all"
+    frame_policy: FramePolicy = "all"
     labels: tuple[str, ...] | None = None  # overrides the preset's counted labels
     keep_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     nude_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -111,13 +111,6 @@ class NudeNetConfig(MetricConfig):
             raise ValueError(f"unknown NudeNet label(s) {', '.join(unknown) or '(none given)'}; allowed: {', '.join(LABELS)}")
         return tuple(v)
 
-    @field_validator("frame_policy")
-    @classmethod
-    def _policy(cls, v: str) -> str:
-        from ..video import sample_indices
-
-        sample_indices(16, v)  # raises ValueError naming the allowed policies
-        return v
 
 
 def shipped_model_path() -> Path:

@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from ..specs import PromptRecord
-from .base import Metric, MetricConfig, ScoredVideo
+from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
 
 
 class ShapesOracleConfig(MetricConfig):
-    frame_policy: str = "all"
+    frame_policy: FramePolicy = "all"
 
 
 class ShapesOracle(Metric):

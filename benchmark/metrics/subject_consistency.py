@@ -32,7 +32,7 @@ from pydantic import Field
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
-from .base import Metric, MetricConfig, ScoredVideo
+from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
 
 DINO_FILE = "dino_vitbase16_pretrain.pth"
 HF_REPO = "timm/vit_base_patch16_224.dino"
@@ -45,7 +45,7 @@ class SubjectConsistencyConfig(MetricConfig):
     model: str = "vit_base_patch16_224"
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     resize: int = Field(default=224, ge=16)
-    frame_policy: str = "all"
+    frame_policy: FramePolicy = "all"
     batch_frames: int = Field(default=16, ge=1)
 
 

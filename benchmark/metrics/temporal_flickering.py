@@ -24,11 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .base import Metric, MetricConfig, ScoredVideo
+from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
 
 
 class TemporalFlickeringConfig(MetricConfig):
-    frame_policy: str = "all"
+    frame_policy: FramePolicy = "all"
 
 
 def flickering_score(frames: np.ndarray) -> tuple[float, float]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ErasebenchError
+from ..store import file_sha256
 from .base import MODELS, ModelFamily, NamedModel, family_for_pipeline_class
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -100,14 +101,6 @@ def local_folder(source: ModelSource) -> Path:
         ) from None
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def folder_hashes(folder: Path) -> dict[str, str]:
     """sha256 of every file of the pipeline (symlinks into the HF blob store followed), cached by size+mtime."""
     cache_file = cache_root() / "file-hashes.json"
@@ -122,7 +115,7 @@ def folder_hashes(folder: Path) -> dict[str, str]:
         stat = real.stat()
         key = f"{real}:{stat.st_size}:{stat.st_mtime_ns}"
         if key not in cache:
-            cache[key] = _file_sha256(real)
+            cache[key] = file_sha256(real)
             dirty = True
         hashes[path.relative_to(folder).as_posix()] = cache[key]
     if dirty:

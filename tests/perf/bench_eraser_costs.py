@@ -14,6 +14,7 @@ Run it when the CPU is otherwise idle; each part is run one after the other, nev
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -31,7 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def refusal_costs(threads: int, prompts: int, with_default: bool) -> None:
     import torch
 
-    from benchmark.erasers import ERASERS, RunContext
+    from benchmark.erasers import ERASERS
     from benchmark.runner import Runner, plan_run
     from benchmark.shapes.leaderboard import SHAPES_ERASER_ARGS
     from benchmark.specs import PluginSpec, RunSpec
@@ -39,21 +40,24 @@ def refusal_costs(threads: int, prompts: int, with_default: bool) -> None:
     torch.set_num_threads(threads)
     work = Path(tempfile.mkdtemp(prefix="eb-refusal-perf-"))
     try:
-        variants = [("shapes args", SHAPES_ERASER_ARGS["refusal"])] + ([("defaults", {})] if with_default else [])
         runners = {}
         for method, args in (("none", {}), ("refusal", SHAPES_ERASER_ARGS["refusal"])):
             spec = RunSpec(model="shapes", eraser=PluginSpec(name=method, args=args), suite="shapes", metrics=(),
                            limit=prompts, overwrite="always")
             runner = Runner(plan_run(spec, work / method))
-            runner.load()
-            runners[method] = runner
-        runner = runners["none"]
-        for label, args in variants:
-            eraser = ERASERS.get("refusal").from_args(args, runner.plan.eraser.concepts)
-            eraser.run_context = RunContext(generation=runner.call_defaults())
             start = time.perf_counter()
-            eraser.fit(runner.pipe, runner.plan.family, work / f"fit-{label.replace(' ', '-')}")
-            print(f"refusal fit ({label}: {args or 'site ffn, last two blocks'}): {time.perf_counter() - start:.1f} s wall", flush=True)
+            runner.load()  # loads the model; for refusal also fits (overwrite=always) and applies the fold
+            runners[method] = runner
+            if method == "refusal":
+                seconds = json.loads(next((work / method).glob("artifacts/*/*/DONE.json")).read_text())["seconds"]
+                print(f"refusal fit (shapes args {args}): {seconds:.1f} s wall (load + fit + apply {time.perf_counter() - start:.1f} s)", flush=True)
+        if with_default:
+            none = runners["none"]
+            eraser = ERASERS.get("refusal").from_args({}, none.plan.eraser.concepts)
+            eraser.run_context = none.plan.eraser.run_context  # what the runner hands a fit
+            start = time.perf_counter()
+            eraser.fit(none.pipe, none.plan.family, work / "fit-defaults")
+            print(f"refusal fit (defaults: site ffn, last two blocks): {time.perf_counter() - start:.1f} s wall", flush=True)
 
         def timed(method: str) -> float:
             r = runners[method]
@@ -62,7 +66,7 @@ def refusal_costs(threads: int, prompts: int, with_default: bool) -> None:
             r.generate()
             return (time.perf_counter() - start) / len(r.plan.items)
 
-        timed("none"), timed("refusal")  # warm-up (and the refusal runner's own fit)
+        timed("none"), timed("refusal")  # warm-up
         times: dict[str, list[float]] = {"none": [], "refusal": []}
         for _ in range(3):
             for method in times:

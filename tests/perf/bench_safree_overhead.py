@@ -2,8 +2,8 @@
 
 Both sides are ``Runner.generate`` on the same model, prompts, seeds and sampler settings in one
 process (the shapes suite's generation settings: 9 frames, 32x32 px, 25 steps, CFG 5). SAFREE adds,
-per prompt, one batched encoder pass over its masked copies and a fingerprint of the keywords
-(cached), the keyword negative prompt (a second text encoding) and a row swap per denoiser call.
+per prompt, one batched encoder pass over its masked copies, the keyword vectors (cached
+per run), the keyword negative prompt (a second text encoding) and a row swap per denoiser call.
 Rounds alternate A/B; medians are reported.
 
     python tests/perf/bench_safree_overhead.py [--model shapes] [--prompts 32] [--rounds 3] [--batch-size 1]
@@ -39,12 +39,9 @@ def main() -> None:
 
     import torch
 
-    from benchmark.erasers import ERASERS
     from benchmark.runner import Runner, plan_run
     from benchmark.specs import PluginSpec, RunSpec
 
-    if "safree" not in ERASERS:
-        ERASERS.register("safree", "baselines.safree:SAFREE")
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="eb-safree-perf-"))
 
