@@ -366,7 +366,6 @@ class RefusalVector(Eraser):
                         "k": int(u_k.shape[1]),
                         "p_over_r": ratio,
                         "r_norm": float(r.norm()),
-                        "separation_before": stats[name]["separation"],
                     }
                 if cfg.sequential:  # fold this layer before collecting the next one
                     self._fold(dict(group), {n: orthonormal_basis([directions[concept.name][n]]) for n, _ in group})
@@ -491,23 +490,15 @@ class RefusalVector(Eraser):
                 u = paired[(2 * i) * per_prompt : (2 * i + 1) * per_prompt]
                 s = paired[(2 * i + 1) * per_prompt : (2 * i + 2) * per_prompt]
                 diffs.extend((a[1] - b[1]).flatten(0) for a, b in zip(u, s))
-            differences = torch.stack([d.reshape(-1) for d in diffs]).float()
+            differences = torch.stack(diffs).float()
             neutral_rows = []
             for _, text, video in records[n_pair_records[name] :]:
                 neutral_rows.append(text.reshape(-1))
                 if video is not None and cfg.neutral_text_and_video:
                     neutral_rows.append(video.reshape(-1))
             neutral_mat = torch.stack(neutral_rows).float()
-            r = differences.mean(dim=0)
-            r_hat = r / r.norm()
-            unsafe_proj = torch.stack([paired[(2 * i) * per_prompt + t][1].reshape(-1) for i in range(len(pairs)) for t in range(per_prompt)]) @ r_hat
-            safe_proj = torch.stack([paired[(2 * i + 1) * per_prompt + t][1].reshape(-1) for i in range(len(pairs)) for t in range(per_prompt)]) @ r_hat
-            out[name] = {
-                "differences": differences,
-                "neutral": neutral_mat,
-                "r": r,
-                "separation": float(unsafe_proj.mean() - safe_proj.mean()),
-            }
+            # the unsafe-minus-safe separation along r-hat is |r| itself, reported as r_norm
+            out[name] = {"differences": differences, "neutral": neutral_mat, "r": differences.mean(dim=0)}
         return out
 
 

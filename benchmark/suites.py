@@ -42,6 +42,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from .errors import SuiteError
 from .registry import Registry, import_object
 from .specs import ConceptSpec, Frozen, GenerationSettings, PluginSpec, PromptRecord, check_safe_id
+from .store import atomic_write_bytes
 
 BUILTIN_SUITE_DIR = Path(__file__).resolve().parent.parent / "suites"
 
@@ -430,7 +431,7 @@ def fetch_source_files(
     that are nowhere give one line that names them and the folder to put them in.
     """
     src = spec.source
-    found: list[tuple[SourceFile, Path, bytes] | None] = []
+    found: list[tuple[SourceFile, Path, bytes]] = []
     missing: list[SourceFile] = []
     reasons: dict[str, None] = {}  # why files could not be fetched, in order, without repeats
     network_down = False  # after one connection failure, do not wait on the next files
@@ -482,14 +483,13 @@ def fetch_source_files(
                         f"get the file at {src.origin() or url} and pass --data-dir"
                     )
                 assert cached is not None
-                _atomic_write_bytes(cached, raw)
+                atomic_write_bytes(cached, raw)
                 found.append((file, cached, raw))
                 continue
         missing.append(file)
-        found.append(None)
     if missing:
         raise SuiteError(missing_files_message(spec, missing, data_dir, list(reasons)))
-    return [item for item in found if item is not None]
+    return found
 
 
 def missing_files_message(
@@ -507,17 +507,6 @@ def missing_files_message(
         head = f"suite {spec.name!r} needs {len(missing)} data files{origin} that are not here{why}"
         tail = f"put them at {names}"
     return f"{head}: {tail} and pass --data-dir {where}"
-
-
-def _atomic_write_bytes(path: Path, raw: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(raw)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _hub_file(spec: SuiteSpec, reasons: dict[str, None]) -> Path | None:

@@ -23,19 +23,14 @@ from ..errors import SuiteError
 from ..suites import BUILTIN_SUITE_DIR, SuiteSpec, fetch_source_files, parse_data
 
 
-def definitions(raw: bytes) -> dict[int, str]:
-    """Line number (1-based) -> stripped definition line, as the reference reads ``definition.txt``."""
-    text = raw.decode("utf-8-sig", errors="replace")
-    return {i + 1: line.strip() for i, line in enumerate(text.split("\n")) if line.strip()}
-
-
 def rows(spec: SuiteSpec, data_dir: Any = None, yaml_path: Path | None = None) -> list[dict[str, Any]]:
     files = fetch_source_files(spec, yaml_path or BUILTIN_SUITE_DIR / f"{spec.name}.yaml", data_dir)
     defs: dict[int, str] = {}
     prompt_files = []
     for file, path, raw in files:
         if file.fields.get("role") == "definition":
-            defs = definitions(raw)
+            # line number (1-based) -> stripped line, read as the reference reads definition.txt
+            defs = {row["line"]: row["prompt"] for row in parse_data(spec.source, raw, path.name)}
         else:
             prompt_files.append((file, path, raw))
     if not defs:
