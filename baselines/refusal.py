@@ -38,7 +38,7 @@ from benchmark.models.base import ModelFamily
 from benchmark.specs import ConceptSpec
 from benchmark.store import atomic_write_json
 
-SITE_KIND = "refusal"
+SITE_KIND = "prompt_linear"
 
 #: Neutral prompts (default set for real models): everyday scenes, including the subjects of the safe halves.
 EVERYDAY_PROMPTS: tuple[str, ...] = (

@@ -206,6 +206,9 @@ class SAFREE(Eraser):
         "shared/specs/erasers.md section 2"
     )
     Config = SAFREEConfig
+    # HunyuanVideo: the port disables true CFG, so no negative prompt (T2VUnlearning safree_hunyuan_pipeline.py);
+    # ZeroScope: SAFREE's ZeroScope script edits the embedding at every step (docs/erasers/safree.md)
+    family_defaults = {"hunyuanvideo": {"negative_prompt": "off"}, "zeroscope": {"steps": "all"}}
 
     def __init__(self, config, concepts):
         super().__init__(config, concepts)

@@ -13,7 +13,7 @@ shared/specs/erasers.md section 3:
 ``L_loc`` keeps the adapter output ``E_l`` at zero outside the thresholded text-to-video attention mask of
 the concept tokens (chunked over query rows). Only adapter parameters train, in fp32 with Adam; the backbone
 runs under autocast when it is half precision. Sites come from ``ModelFamily.site_modules(pipe,
-"unlearning_adapter")``; CogVideoX and HunyuanVideo follow the release, Wan and ZeroScope are ports.
+"video_attention")``; CogVideoX and HunyuanVideo follow the release, Wan and ZeroScope are ports.
 
 Artifacts: ``eraser_weights.safetensors`` with the released keys (``transformer_blocks.{i}.attn1.adapter.down.weight``
 ...) and ``eraser_config.json`` (``{"eraser_type": "adapter", "eraser_rank": r, ...}``). ``from_checkpoint`` loads a
@@ -69,7 +69,7 @@ from .t2vunlearning_data import (
 
 log = logging.getLogger("erasebench.t2vunlearning")
 
-SITE_KIND = "unlearning_adapter"
+SITE_KIND = "video_attention"
 WEIGHTS_FILE = "eraser_weights.safetensors"
 RELEASED_WEIGHTS_FILE = "eraser_weights.pt"
 CONFIG_FILE = "eraser_config.json"

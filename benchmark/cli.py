@@ -145,6 +145,13 @@ def run(
     height: Optional[int] = typer.Option(None, "--height"),
     width: Optional[int] = typer.Option(None, "--width"),
     guidance_scale: Optional[float] = typer.Option(None, "--guidance-scale"),
+    scheduler: Optional[str] = typer.Option(
+        None, "--scheduler",
+        help="diffusers scheduler NAME[:KEY=VALUE,...] built from the model's config, or 'pipeline' (default: the suite's).",
+    ),
+    erase_mode: Optional[str] = typer.Option(
+        None, "--erase-mode", help="per-category | joint: how several concepts are erased (default: the suite's)."
+    ),
     gen: Optional[list[str]] = typer.Option(None, "--gen", help="Extra pipeline kwarg KEY=VALUE (repeatable)."),
     eraser_arg: Optional[list[str]] = typer.Option(None, "--eraser-arg", help="Eraser argument KEY=VALUE (repeatable)."),
     metric_arg: Optional[list[str]] = typer.Option(None, "--metric-arg", help="Metric argument METRIC.KEY=VALUE (repeatable)."),
@@ -167,6 +174,12 @@ def run(
         extra = parse_assignments(gen, "--gen")
         if extra:
             generation["extra"] = extra
+        if scheduler:
+            name, _, settings = scheduler.partition(":")
+            generation["scheduler"] = {
+                "name": name.strip(),
+                "config": parse_assignments([x for x in settings.split(",") if x.strip()], "--scheduler setting"),
+            }
         metric_plugins = parse_plugin_list(metrics)
         metric_args: dict[str, dict[str, Any]] = {}
         for key, value in parse_assignments(metric_arg, "--metric-arg").items():
@@ -193,6 +206,7 @@ def run(
                 "eraser_args": parse_assignments(eraser_arg, "--eraser-arg"),
                 "suite": suite,
                 "concepts": tuple(c.strip() for c in concept.split(",") if c.strip()) if concept else None,
+                "erase_mode": erase_mode,
                 "model": model,
                 "model_revision": revision,
                 "metrics": metric_plugins,
@@ -212,6 +226,8 @@ def run(
         plan = plan_run(spec, out)
         progress, factory = make_progress()
         log = (lambda s: None) if quiet else (lambda s: err_console.print(s, markup=False, highlight=False))
+        for note in plan.notes:
+            err_console.print(note, markup=False, highlight=False)
         try:
             results = Runner(plan, None if quiet else factory, log).run()
         finally:

@@ -37,9 +37,16 @@ class RunContext:
     seed: int = 0
     device: str = "cpu"
     dtype: str = "float32"
+    # the run's --data-dir: where erasers look for their papers' published training data before downloading
+    data_dir: str | None = None
+    # the scheduler in use (class and config): a fit that samples depends on it
+    scheduler: dict[str, Any] = field(default_factory=dict)
 
     def fit_key(self) -> str:
-        return stable_hash({"generation": self.generation, "seed": self.seed, "dtype": self.dtype}, 8)
+        key: dict[str, Any] = {"generation": self.generation, "seed": self.seed, "dtype": self.dtype}
+        if self.scheduler:
+            key["scheduler"] = self.scheduler
+        return stable_hash(key, 8)
 
 
 class Eraser:
@@ -52,6 +59,9 @@ class Eraser:
     Config: ClassVar[type[EraserConfig]] = EraserConfig
     # families this method defines edit sites for; None means every family
     families: ClassVar[frozenset[str] | None] = None
+    # config values that differ by family where the method's reference recipe does (family -> key -> value);
+    # a config field left None takes these; the family files never name erasers
+    family_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, config: EraserConfig, concepts: list[ConceptSpec]):
         self.config = config
@@ -125,10 +135,10 @@ class Eraser:
         return [{} for _ in records]
 
     def family_default(self, family: ModelFamily, key: str, value: Any) -> Any:
-        """``value``, unless the config left it unset (None) and the family overrides it for this eraser."""
+        """``value``, unless the config left it unset (None) and this eraser's recipe differs for the family."""
         if value is not None:
             return value
-        return family.eraser_defaults.get(self.name, {}).get(key)
+        return self.family_defaults.get(family.name, {}).get(key)
 
 
 ERASERS: Registry[type[Eraser]] = Registry("eraser", "erasebench.erasers", base_cls=Eraser)

@@ -22,7 +22,10 @@ from .erasers import ERASERS, Eraser, RunContext
 from .errors import ArtifactError, ErasebenchError
 from .metrics.base import METRICS, Metric, MetricContext, ScoredVideo
 from .models.base import ModelFamily
-from .models.loading import ModelSource, detect_family, folder_hashes, load_pipeline, local_folder, model_fingerprint, resolve_model
+from .models.loading import (
+    ModelSource, check_scheduler, detect_family, folder_hashes, load_pipeline, local_folder, model_fingerprint,
+    resolve_model, scheduler_record, set_scheduler,
+)
 from .specs import GenerationSettings, PluginSpec, PromptRecord, RunSpec, stable_hash
 from .store import ArtifactStore, VideoKey, atomic_write_json, atomic_write_text, file_sha256
 from .suites import Suite, load_concept, load_suite
@@ -38,17 +41,36 @@ class WorkItem:
 
 
 @dataclass
+class ErasureGroup:
+    """The prompts generated with one eraser instance: in ``per-category`` mode one group per erased concept
+    (its category's prompts) plus one erasing every concept for the other prompts; in ``joint`` mode one group."""
+
+    eraser: Eraser
+    items: list[WorkItem] = field(default_factory=list)
+
+
+@dataclass
 class RunPlan:
     spec: RunSpec
     suite: Suite
     records: list[PromptRecord]
-    eraser: Eraser
+    eraser: Eraser  # every concept at once: the run's method label and settings
     metrics: list[Metric]
     source: ModelSource
     family: ModelFamily
     generation: GenerationSettings
     root: Path
     items: list[WorkItem] = field(default_factory=list)
+    groups: list[ErasureGroup] = field(default_factory=list)
+    erase_mode: str = "joint"
+    # one line per metric this run does not compute, saying why and how to turn it on
+    notes: list[str] = field(default_factory=list)
+
+    def group_of(self, item: WorkItem) -> ErasureGroup:
+        return self._group_index[item.index]
+
+    def __post_init__(self) -> None:
+        self._group_index = {item.index: group for group in self.groups for item in group.items}
 
     @property
     def run_name(self) -> str:
@@ -82,14 +104,47 @@ def check_writable(root: Path) -> None:
         raise ErasebenchError(f"output folder {str(root)!r} is not writable ({exc.strerror} in {str(probe)!r})") from None
 
 
-def build_metrics(spec: RunSpec, suite: Suite, context: MetricContext) -> list[Metric]:
-    wanted = spec.metrics or suite.spec.metrics
-    suite_args = {m.name: m.args for m in suite.spec.metrics}
-    metrics = []
-    for plugin in wanted:
+def build_metrics(spec: RunSpec, suite: Suite, context: MetricContext) -> tuple[list[Metric], list[str]]:
+    """The run's metrics and one note per metric not run.
+
+    Named metrics (``--metrics``) must build or the run stops. The suite's default metrics that cannot be
+    built for want of something outside the run (weights, reference photos: an ``ErasebenchError`` when given
+    no arguments) are skipped with a note; the suite's paper metrics (a service or another environment) run
+    only when named, and each one not named gets a note saying how to turn it on.
+    """
+    suite_args = {m.name: m.args for m in (*suite.spec.paper_metrics, *suite.spec.metrics)}
+    metrics: list[Metric] = []
+    notes: list[str] = []
+    for plugin in spec.metrics or suite.spec.metrics:
         metric_cls = METRICS.get(plugin.name)
-        metrics.append(metric_cls.from_args({**suite_args.get(plugin.name, {}), **plugin.args}, context))
-    return metrics
+        args = {**suite_args.get(plugin.name, {}), **plugin.args}
+        try:
+            metrics.append(metric_cls.from_args(args, context))
+        except ErasebenchError as exc:
+            if spec.metrics or plugin.args != suite_args.get(plugin.name, {}):
+                raise
+            notes.append(f"metric {plugin.name!r} not run: {exc}")
+    named = {m.name for m in spec.metrics}
+    for plugin in suite.spec.paper_metrics:
+        if plugin.name not in named:
+            metric_cls = METRICS.get(plugin.name)
+            needs = getattr(metric_cls, "requires", "") or metric_cls.describe()
+            notes.append(f"paper metric {plugin.name!r} not run (needs {needs}): add --metrics {plugin.name}")
+    return metrics, notes
+
+
+def erasure_groups(eraser: Eraser, args: dict, items: list[WorkItem], mode: str) -> list[ErasureGroup]:
+    """One group per erased concept (``per-category``) plus a joint group (``eraser``, every concept) for
+    prompts of no erased concept, or one joint group. Groups with no prompt are dropped."""
+    joint = ErasureGroup(eraser)
+    concepts = eraser.concepts
+    if mode != "per-category" or len(concepts) < 2:
+        joint.items = list(items)
+        return [joint]
+    by_concept = {c.name: ErasureGroup(type(eraser).from_args(args, [c])) for c in concepts}
+    for item in items:
+        by_concept.get(item.record.target_concept or "", joint).items.append(item)
+    return [g for g in (*by_concept.values(), joint) if g.items]
 
 
 def plan_run(spec: RunSpec, root: Path) -> RunPlan:
@@ -98,11 +153,12 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     concepts = [load_concept(name, suite.path.parent if suite.path else None) for name in spec.concepts] or suite.concepts()
     eraser_cls = ERASERS.get(spec.eraser.name)
     eraser = eraser_cls.from_args(spec.eraser.args, concepts)
-    metrics = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device))
+    metrics, notes = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device))
     source = resolve_model(spec.model, spec.model_revision)
     family = detect_family(source)
     eraser.check_family(family)
     generation = suite.spec.generation_for(family.name).merged(GenerationSettings.model_validate(spec.generation))
+    check_scheduler(generation.scheduler)
     check_writable(root)
     records = suite.records[: spec.limit] if spec.limit else list(suite.records)
     samples = spec.samples
@@ -110,7 +166,26 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     for record in records:
         for sample in range(samples):
             items.append(WorkItem(len(items), record, sample, suite.seed_for(record, sample, spec.seed_policy, spec.seed)))
-    return RunPlan(spec, suite, records, eraser, metrics, source, family, generation, root, items)
+    mode = spec.erase_mode or suite.spec.erase_mode
+    groups = erasure_groups(eraser, spec.eraser.args, items, mode)
+    return RunPlan(spec, suite, records, eraser, metrics, source, family, generation, root, items, groups, mode, notes)
+
+
+def category_mean(by_category: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
+    """Unweighted mean over categories of each numeric aggregate (the refusal-vector paper's "Average" row),
+    beside ``overall``, the rate pooled over every video; keys some category lacks are left out."""
+    if len(by_category) < 2:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    categories = list(by_category.values())
+    for metric in categories[0]:
+        keys = [
+            k for k, v in categories[0][metric].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and all(isinstance(c.get(metric, {}).get(k), (int, float)) for c in categories)
+        ]
+        out[metric] = {k: float(np.mean([c[metric][k] for c in categories])) for k in keys}
+    return out
 
 
 class Distributed:
@@ -155,35 +230,51 @@ class Runner:
         self.model_fp = ""
         self.generated = 0
         self.gen_seconds = 0.0
-        self._group: str | None = None
+        self.scheduler: dict[str, Any] = {}
+        self._gen_fp: str | None = None
 
-    # ---- model and eraser -------------------------------------------------------------------
+    # ---- model and erasers ------------------------------------------------------------------
     def load(self) -> None:
+        """Load the pipeline, set the suite's sampler, and fit every group's eraser that needs it."""
         plan = self.plan
         folder = local_folder(plan.source)
         self.model_files = folder_hashes(folder)
         self.model_fp = model_fingerprint(self.model_files)
         self.pipe = load_pipeline(folder, plan.spec.dtype, plan.spec.device)
-        artifact_dir = None
-        plan.eraser.run_context = RunContext(
-            generation=self.call_settings(),
-            seed=plan.spec.seed,
-            device=plan.spec.device,
-            dtype=plan.spec.dtype,
-        )
-        if plan.eraser.needs_fit:
-            artifact_dir = (
-                plan.root / "artifacts" / self.model_fp
-                / f"{plan.eraser.name}-{plan.eraser.fingerprint()}-{plan.eraser.run_context.fit_key()}"
+        set_scheduler(self.pipe, plan.generation.scheduler)
+        self.scheduler = scheduler_record(self.pipe)
+        for eraser in {id(e): e for e in [plan.eraser, *(g.eraser for g in plan.groups)]}.values():
+            eraser.run_context = RunContext(
+                generation=self.call_settings(),
+                seed=plan.spec.seed,
+                device=plan.spec.device,
+                dtype=plan.spec.dtype,
+                data_dir=plan.spec.data_dir,
+                scheduler=self.scheduler,
             )
-            done = artifact_dir / "DONE.json"
-            if self.dist.is_main and (not done.is_file() or plan.spec.overwrite == "always"):
-                self.log(f"fitting {plan.eraser.name} into {artifact_dir}")
-                start = time.perf_counter()
-                plan.eraser.fit(self.pipe, plan.family, artifact_dir)
-                atomic_write_json(done, {"seconds": time.perf_counter() - start, "eraser": plan.eraser.settings()})
-            self.dist.barrier()
-        plan.eraser.apply(self.pipe, plan.family, artifact_dir)
+        for group in plan.groups:
+            self.fit(group.eraser)
+
+    def artifact_dir(self, eraser: Eraser) -> Path | None:
+        if not eraser.needs_fit:
+            return None
+        return (
+            self.plan.root / "artifacts" / self.model_fp
+            / f"{eraser.name}-{eraser.fingerprint()}-{eraser.run_context.fit_key()}"
+        )
+
+    def fit(self, eraser: Eraser) -> None:
+        """Fit once per (model, eraser fingerprint, fit key) on the main process; the others wait."""
+        artifact_dir = self.artifact_dir(eraser)
+        if artifact_dir is None:
+            return
+        done = artifact_dir / "DONE.json"
+        if self.dist.is_main and (not done.is_file() or self.plan.spec.overwrite == "always"):
+            self.log(f"fitting {eraser.name} ({', '.join(c.name for c in eraser.concepts)}) into {artifact_dir}")
+            start = time.perf_counter()
+            eraser.fit(self.pipe, self.plan.family, artifact_dir)
+            atomic_write_json(done, {"seconds": time.perf_counter() - start, "eraser": eraser.settings()})
+        self.dist.barrier()
 
     def call_defaults(self) -> dict[str, Any]:
         return {**self.plan.family.call_defaults(self.pipe), **self.plan.generation.pipeline_kwargs()}
@@ -192,15 +283,16 @@ class Runner:
         """``call_defaults()`` as JSON values (what sidecars, results and the eraser's run context record)."""
         return json.loads(json.dumps(self.call_defaults(), default=str))
 
-    def group(self) -> str:
-        """The cache folder of this run's videos (fixed once the model is loaded; computed once)."""
-        if self._group is not None:
-            return self._group
+    def gen_fp(self) -> str:
+        """Generation settings of this run's videos (fixed once the model is loaded; computed once)."""
+        if self._gen_fp is not None:
+            return self._gen_fp
         plan = self.plan
         gen_fp = stable_hash(
             {
                 "call": self.call_defaults(),
                 "fps": plan.generation.fps,
+                "scheduler": self.scheduler,
                 "seed_policy": plan.spec.seed_policy or plan.suite.spec.seed_policy,
                 "run_seed": plan.spec.seed,
                 "dtype": plan.spec.dtype,
@@ -209,27 +301,32 @@ class Runner:
             },
             10,
         )
-        group = (
-            f"videos/{plan.source.slug()}-{self.model_fp}/{plan.eraser.name}-{plan.eraser.fingerprint()}/"
-            f"{plan.suite.name}-v{plan.suite.spec.version}/{gen_fp}"
+        if self.pipe is not None:  # the call settings and scheduler are known only after load()
+            self._gen_fp = gen_fp
+        return gen_fp
+
+    def group(self, eraser: Eraser | None = None) -> str:
+        """The cache folder of the videos one eraser makes in this run."""
+        plan = self.plan
+        eraser = eraser or plan.eraser
+        return (
+            f"videos/{plan.source.slug()}-{self.model_fp}/{eraser.name}-{eraser.fingerprint()}/"
+            f"{plan.suite.name}-v{plan.suite.spec.version}/{self.gen_fp()}"
         )
-        if self.pipe is not None:  # the model fingerprint and call settings are known only after load()
-            self._group = group
-        return group
 
     def key(self, item: WorkItem) -> VideoKey:
-        return VideoKey(self.group(), item.record.prompt_id, item.sample)
+        return VideoKey(self.group(self.plan.group_of(item).eraser), item.record.prompt_id, item.sample)
 
     # ---- generation --------------------------------------------------------------------------
-    def generate_batch(self, items: list[WorkItem]) -> np.ndarray:
+    def generate_batch(self, eraser: Eraser, items: list[WorkItem]) -> np.ndarray:
         """Call the pipeline once for a batch; one seeded generator per video, so a video depends only on its seed."""
         import torch
 
         plan = self.plan
         generators = [torch.Generator(device=plan.spec.device).manual_seed(item.seed) for item in items]
         records = [i.record for i in items]
-        kwargs = {**self.call_defaults(), **plan.eraser.call_kwargs(plan.family, records)}
-        plan.eraser.before_batch(self.pipe, plan.family, records)
+        kwargs = {**self.call_defaults(), **eraser.call_kwargs(plan.family, records)}
+        eraser.before_batch(self.pipe, plan.family, records)
         with torch.inference_mode():
             output = self.pipe(prompt=[i.record.prompt for i in items], generator=generators, output_type="np", **kwargs)
         return plan.family.frames(output)
@@ -249,14 +346,26 @@ class Runner:
         if not todo:
             return
         bar = self.progress("generating", len(todo)) if self.progress else None
+        for group in plan.groups:
+            pending = [item for item in todo if plan.group_of(item) is group]
+            if not pending:
+                continue
+            group.eraser.apply(self.pipe, plan.family, self.artifact_dir(group.eraser))
+            try:
+                self.generate_group(group.eraser, pending, bar)
+            finally:
+                group.eraser.remove(self.pipe, plan.family)
+
+    def generate_group(self, eraser: Eraser, todo: list[WorkItem], bar: Any) -> None:
+        plan = self.plan
         kwargs_for_sidecar = self.call_settings()
         for start in range(0, len(todo), plan.spec.batch_size):
             batch = todo[start : start + plan.spec.batch_size]
             t0 = time.perf_counter()
-            frames = self.generate_batch(batch)
+            frames = self.generate_batch(eraser, batch)
             seconds = (time.perf_counter() - t0) / len(batch)
             self.gen_seconds += seconds * len(batch)
-            infos = plan.eraser.batch_info([item.record for item in batch])
+            infos = eraser.batch_info([item.record for item in batch])
             for item, video, info in zip(batch, frames, infos):
                 key = self.key(item)
                 path = self.store.video_path(key)
@@ -272,10 +381,17 @@ class Runner:
                         "seed": item.seed,
                         "suite": {"name": plan.suite.name, "version": plan.suite.spec.version},
                         "model": {"ref": plan.source.ref, "fingerprint": self.model_fp, "family": plan.family.name},
-                        "eraser": {"name": plan.eraser.name, "fingerprint": plan.eraser.fingerprint()},
-                        "generation": {**kwargs_for_sidecar, "fps": plan.generation.fps, "codec": plan.spec.video_codec},
+                        "eraser": {
+                            "name": eraser.name,
+                            "fingerprint": eraser.fingerprint(),
+                            "concepts": [c.name for c in eraser.concepts],
+                        },
+                        "generation": {
+                            **kwargs_for_sidecar, "fps": plan.generation.fps, "codec": plan.spec.video_codec,
+                            "scheduler": self.scheduler,
+                        },
                         "eraser_call_kwargs": json.loads(
-                            json.dumps(plan.eraser.call_kwargs(plan.family, [item.record]), default=str)
+                            json.dumps(eraser.call_kwargs(plan.family, [item.record]), default=str)
                         ),
                         "eraser_info": json.loads(json.dumps(info, default=str)),
                         "frames": list(pixels.shape),
@@ -346,7 +462,7 @@ class Runner:
             by_category[category] = {
                 m.name: m.aggregate([scores[m.name][i] for i in idx], [records[i] for i in idx]) for m in self.plan.metrics
             }
-        return {"overall": overall, "by_category": by_category}
+        return {"overall": overall, "by_category": by_category, "category_mean": category_mean(by_category)}
 
     def write_results(self, expected, scores) -> dict[str, Any]:
         plan = self.plan
@@ -386,7 +502,7 @@ class Runner:
                 "fingerprint": self.model_fp,
                 "files": self.model_files,
             },
-            "eraser": plan.eraser.settings(),
+            "eraser": {**plan.eraser.settings(), "erase_mode": plan.erase_mode, "groups": self.group_settings()},
             "suite": {
                 "name": plan.suite.name,
                 "version": plan.suite.spec.version,
@@ -397,10 +513,15 @@ class Runner:
                 "samples": plan.spec.samples,
                 "concepts": [c.model_dump(mode="json") for c in plan.eraser.concepts],
             },
-            "generation": {**self.call_settings(), "fps": plan.generation.fps, "codec": plan.spec.video_codec},
+            "generation": {
+                **self.call_settings(), "fps": plan.generation.fps, "codec": plan.spec.video_codec,
+                "scheduler": self.scheduler,
+            },
+            "protocol": plan.suite.spec.protocol,
+            "metrics_not_run": plan.notes,
             "metrics": {m.name: {"settings": m.settings(), "higher_is_better": m.higher_is_better} for m in plan.metrics},
             "aggregates": self.aggregates(expected, scores),
-            "videos": {"count": len(expected), "root": str(plan.root), "group": self.group()},
+            "videos": {"count": len(expected), "root": str(plan.root), "groups": [self.group(g.eraser) for g in plan.groups]},
             "environment": environment(plan.spec.device),
         }
         atomic_write_json(run_dir / "results.json", results)
@@ -421,18 +542,27 @@ class Runner:
             self.log(f"--overwrite never: reusing {existing}")
             return json.loads(existing.read_text())
         self.load()
-        try:
-            if self.dist.is_main:
-                self.write_manifest()
-            self.generate()
-            self.dist.barrier()
-            if not self.dist.is_main:
-                return None
-            expected = self.expected()
-            scores = self.score(expected)
-            return self.write_results(expected, scores)
-        finally:
-            plan.eraser.remove(self.pipe, plan.family)
+        if self.dist.is_main:
+            self.write_manifest()
+        self.generate()
+        self.dist.barrier()
+        if not self.dist.is_main:
+            return None
+        expected = self.expected()
+        scores = self.score(expected)
+        return self.write_results(expected, scores)
+
+    def group_settings(self) -> list[dict[str, Any]]:
+        """Per erasure group: its concepts, prompts and the settings of the eraser that made its videos."""
+        return [
+            {
+                "concepts": [c.name for c in g.eraser.concepts],
+                "videos": len(g.items),
+                "fingerprint": g.eraser.fingerprint(),
+                "settings": g.eraser.settings(),
+            }
+            for g in self.plan.groups
+        ]
 
 
 def load_spec_file(path: Path) -> dict[str, Any]:

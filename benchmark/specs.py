@@ -34,6 +34,19 @@ def check_safe_id(value: str, what: str) -> str:
     return value
 
 
+class SchedulerSpec(Frozen):
+    """A diffusers scheduler class by name, built with ``Class.from_config(pipe.scheduler.config, **config)``
+    (docs/protocols.md): e.g. ``{name: CogVideoXDDIMScheduler, config: {timestep_spacing: trailing}}``.
+    The name ``pipeline`` keeps the scheduler the model folder ships."""
+
+    name: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def keeps_pipeline(self) -> bool:
+        return self.name == "pipeline"
+
+
 class GenerationSettings(Frozen):
     """Sampler settings passed to the pipeline; any field left None keeps the pipeline's own default."""
 
@@ -43,7 +56,13 @@ class GenerationSettings(Frozen):
     num_inference_steps: int | None = Field(default=None, ge=1)
     guidance_scale: float | None = Field(default=None, ge=0)
     fps: int = Field(default=8, ge=1)
+    scheduler: SchedulerSpec | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _scheduler_name(cls, v: Any) -> Any:
+        return {"name": v} if isinstance(v, str) else v
 
     def merged(self, other: "GenerationSettings | dict | None") -> "GenerationSettings":
         """Fields set in ``other`` win; ``extra`` dicts are merged."""
@@ -60,7 +79,7 @@ class GenerationSettings(Frozen):
         return GenerationSettings.model_validate(data)
 
     def pipeline_kwargs(self) -> dict[str, Any]:
-        kwargs = {k: v for k, v in self.model_dump(exclude={"extra", "fps"}).items() if v is not None}
+        kwargs = {k: v for k, v in self.model_dump(exclude={"extra", "fps", "scheduler"}).items() if v is not None}
         kwargs.update(self.extra)
         return kwargs
 
@@ -80,6 +99,8 @@ class ConceptSpec(Frozen):
     labels: tuple[str, ...] = ()
     # everyday prompts in the model's domain, the neutral set of the refusal vector's contrastive PCA
     neutral: tuple[str, ...] = ()
+    # what sort of concept this is; erasers whose papers give per-kind recipes read it (docs/concepts.md)
+    kind: Literal["unsafe", "identity", "object", "shape", "attribute", "other"] = "other"
 
     @field_validator("name")
     @classmethod
@@ -110,6 +131,9 @@ class PromptRecord(Frozen):
 
 
 OverwriteStrategy = Literal["always", "never", "only-missing", "only-cache"]
+#: per-category: each prompt is generated with its own category's concept erased (one eraser per concept, as
+#: SAFREE's and the refusal-vector paper's category tables); joint: every concept erased at once (docs/protocols.md)
+EraseMode = Literal["per-category", "joint"]
 
 
 class PluginSpec(Frozen):
@@ -127,6 +151,7 @@ class RunSpec(Frozen):
     eraser: PluginSpec
     suite: str
     concepts: tuple[str, ...] = ()
+    erase_mode: EraseMode | None = None
     metrics: tuple[PluginSpec, ...] = ()
     samples: int = Field(default=1, ge=1)
     limit: int | None = Field(default=None, ge=1)

@@ -41,7 +41,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import SuiteError
 from .registry import Registry, import_object
-from .specs import ConceptSpec, Frozen, GenerationSettings, PluginSpec, PromptRecord, check_safe_id
+from .specs import ConceptSpec, EraseMode, Frozen, GenerationSettings, PluginSpec, PromptRecord, check_safe_id
 from .store import atomic_write_bytes
 
 BUILTIN_SUITE_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -214,10 +214,17 @@ class SuiteSpec(Frozen):
     derive: dict[str, DerivedColumn] = Field(default_factory=dict)
     filters: tuple[RowFilter, ...] = ()
     concepts: tuple[str, ...] = ()
+    # how a suite with several concepts erases them by default (``--erase-mode`` overrides)
+    erase_mode: EraseMode = "joint"
     seed_policy: str = "derived"
     samples: int = Field(default=1, ge=1)
     generation: dict[str, GenerationSettings] = Field(default_factory=dict)
+    # metrics run by default (offline); paper_metrics: the paper's metrics that need a service or another
+    # environment (judge, vbench), run only when named with --metrics
     metrics: tuple[PluginSpec, ...] = ()
+    paper_metrics: tuple[PluginSpec, ...] = ()
+    # the paper and protocol this suite's settings follow (docs/suites/<name>.md)
+    protocol: str = ""
     default_model: str | None = None
 
     @field_validator("name")
@@ -237,7 +244,7 @@ class SuiteSpec(Frozen):
             return v
         raise ValueError(f"seed_policy {v!r} is not allowed: use derived, column or fixed:N")
 
-    @field_validator("metrics", mode="before")
+    @field_validator("metrics", "paper_metrics", mode="before")
     @classmethod
     def _metrics(cls, v: Any) -> Any:
         return tuple({"name": m} if isinstance(m, str) else m for m in (v or ()))

@@ -81,7 +81,7 @@ def test_zero_init_identity_switch_and_counts(pipes, family, tmp_path):
     pipe, fam = pipes(family)
     base = generate(pipe, family)
     eraser = make_eraser(family, iterations=2, alpha=5.0, lr=0.05)
-    sites = fam.site_modules(pipe, "unlearning_adapter")
+    sites = fam.site_modules(pipe, "video_attention")
     widths = [site_width(m) for _, m in sites]
     assert widths == TINY_WIDTHS[family]
 

@@ -1,6 +1,6 @@
 """ArcFace identity similarity with insightface (ArcFace arXiv 1801.07698, SCRFD arXiv 2105.04714).
 
-Recipe (after gmum/FOMO ``benchmark/id_similarity.py``; shared/specs/suites-and-metrics.md section 2.4):
+Recipe (after gmum/FOMO ``benchmark/id_similarity.py``; docs/metrics/arcface.md):
 
 1. Models: a LOCAL folder in insightface's ``buffalo_l`` layout (``model_dir``; nothing is downloaded),
    loaded with ``insightface.app.FaceAnalysis(name=model_dir, allowed_modules=["detection",
@@ -13,8 +13,14 @@ Recipe (after gmum/FOMO ``benchmark/id_similarity.py``; shared/specs/suites-and-
    aligned with insightface's 5-point ``norm_crop`` to 112 px; frame score ``cos(e, ref)`` with the
    L2-normalised embedding ``e``; a frame without a face is recorded as missing.
 4. Per video: ``id_similarity`` = mean frame score over frames with a face (None without any face),
-   ``face_detected_rate`` = frames with a face / frames, ``sim_ge_{t}`` = frames with score >= t / frames
-   (t in ``thresholds``; folklore thresholds 0.3 and 0.4, not from an erasure paper).
+   ``frame_similarities`` (None for a frame without a face), ``face_detected_rate`` = frames with a face
+   / frames, ``sim_ge_{t}`` = frames with score >= t / frames (t in ``thresholds``; folklore thresholds
+   0.3 and 0.4, not from an erasure paper).
+5. Aggregates (T2VUnlearning arXiv 2505.17550 Table 3), over the videos with a face, each as mean,
+   population std (``_std``) and count (``_n``): ``id_similarity_erased`` (videos of the erased
+   identities), ``id_similarity_preserved`` (the others), ``id_similarity_erased.<identity>`` per erased
+   identity, and ``id_similarity_pooled`` (all videos). A video is erased when its record's
+   ``target_concept`` is one of the run's concepts or its identity (slugged) is one's name or label.
 
 The record's identity is ``record.extra[identity_key]`` (default ``identity``); the folder is
 ``reference_dir/<identity>`` or, if absent, its slug (lower case, runs of other characters -> ``_``).
@@ -31,8 +37,8 @@ from pydantic import Field
 
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
-from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
 from ..store import file_sha256
+from .base import FramePolicy, Metric, MetricConfig, ScoredVideo, summary
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -71,13 +77,15 @@ def largest_face(det_model, bgr: np.ndarray):
 
 
 class ArcFaceSimilarity(Metric):
-    """ArcFace identity similarity (insightface buffalo_l): cosine to the identity's reference, face-detected rate."""
+    """ArcFace identity similarity (insightface buffalo_l): erased / preserved identities' cosine to their references."""
 
     name = "arcface"
-    version = "1"
+    version = "2"
     source = "insightface (ArcFace arXiv 1801.07698, SCRFD arXiv 2105.04714); recipe gmum/FOMO benchmark/id_similarity.py"
     Config = ArcFaceConfig
-    higher_is_better = {"id_similarity": True, "face_detected_rate": True, "no_face_video_rate": False}
+    higher_is_better = {
+        "id_similarity_erased": False, "id_similarity_preserved": True, "face_detected_rate": True, "no_face_video_rate": False,
+    }
     batch_size = 8
 
     def __init__(self, config: ArcFaceConfig, context):
@@ -107,6 +115,8 @@ class ArcFaceSimilarity(Metric):
                 raise ErasebenchError(f"arcface threshold {t} is outside [-1, 1] (cosine similarity)")
         # one sim_ge_{t} aggregate per configured threshold
         self.higher_is_better = {**type(self).higher_is_better, **{f"sim_ge_{t:g}": True for t in config.thresholds}}
+        self.erased_concepts = {c.name for c in context.concepts}
+        self.erased_identities = {identity_slug(x) for c in context.concepts for x in (c.name, *c.labels)}
         self._app = None
         self._references: dict[str, np.ndarray] = {}
         self._settings: dict[str, Any] | None = None
@@ -133,6 +143,7 @@ class ArcFaceSimilarity(Metric):
                 references[folder.name] = {p.name: file_sha256(p) for p in reference_images(folder)}
             self._settings = {
                 **super().settings(),
+                "erased": sorted(self.erased_concepts),
                 # folder paths are left out: the sha256s of the model files and reference photos pin them
                 "config": self.config.model_dump(mode="json", exclude={"model_dir", "reference_dir"}),
                 "model_sha256": {f: file_sha256(self.model_dir / f) for f in (self.config.detector_file, self.config.recognizer_file)},
@@ -231,31 +242,46 @@ class ArcFaceSimilarity(Metric):
                 )
             ref = self.reference(identity)
             indices = sample_indices(len(video.frames), self.config.frame_policy)
-            sims = []
+            per_frame: list[float | None] = []
             for i in indices:
                 embedding = self.embed(np.ascontiguousarray(video.frames[i][..., ::-1]))
-                if embedding is not None:
-                    sims.append(float(np.dot(embedding, ref)))
+                per_frame.append(None if embedding is None else float(np.dot(embedding, ref)))
+            sims = [x for x in per_frame if x is not None]
             n = len(indices)
             row: dict[str, Any] = {
                 "identity": identity,
                 "id_similarity": float(np.mean(sims)) if sims else None,
                 "face_detected_rate": len(sims) / n,
                 "frames": n,
+                "frame_similarities": per_frame,
             }
             for t in self.config.thresholds:
                 row[f"sim_ge_{t:g}"] = sum(s >= t for s in sims) / n
             out.append(row)
         return out
 
-    def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float]:
-        rows = [s for s in scores if "face_detected_rate" in s]
-        if not rows:
+    def is_erased(self, row: dict[str, Any], record: PromptRecord) -> bool:
+        return record.target_concept in self.erased_concepts or identity_slug(str(row["identity"])) in self.erased_identities
+
+    def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float | int]:
+        pairs = [(s, r) for s, r in zip(scores, records) if "face_detected_rate" in s]
+        if not pairs:
             return {}
-        with_face = [float(s["id_similarity"]) for s in rows if s.get("id_similarity") is not None]
-        out = {}
-        if with_face:
-            out["id_similarity"] = float(np.mean(with_face))
+        rows = [s for s, _ in pairs]
+        with_face = [(s, r) for s, r in pairs if s.get("id_similarity") is not None]
+        erased: dict[str, list[float]] = {}
+        preserved: list[float] = []
+        for s, r in with_face:
+            if self.is_erased(s, r):
+                erased.setdefault(str(s["identity"]), []).append(float(s["id_similarity"]))
+            else:
+                preserved.append(float(s["id_similarity"]))
+        out: dict[str, float | int] = {}
+        out.update(summary("id_similarity_erased", [x for values in erased.values() for x in values]))
+        out.update(summary("id_similarity_preserved", preserved))
+        for identity in sorted(erased):
+            out.update(summary(f"id_similarity_erased.{identity}", erased[identity]))
+        out.update(summary("id_similarity_pooled", [float(s["id_similarity"]) for s, _ in with_face]))
         out["face_detected_rate"] = float(np.mean([s["face_detected_rate"] for s in rows]))
         out["no_face_video_rate"] = 1.0 - len(with_face) / len(rows)
         for t in self.config.thresholds:

@@ -36,11 +36,17 @@ class MetricConfig(BaseModel):
 
 @dataclass
 class MetricContext:
-    """What a metric may know about the run: the suite's concepts and the device."""
+    """What a metric may know about the run: the suite's concepts, the device and ``--data-dir``.
+
+    ``concepts`` are the run's erased concepts: metrics split erased from preserved rows by them.
+    ``data_dir`` is where pinned data files a metric reads (e.g. VBench's prompt lists) are looked for
+    first, as for suite data (benchmark.suites.fetch_source_files).
+    """
 
     suite: str
     concepts: list[ConceptSpec] = field(default_factory=list)
     device: str = "cpu"
+    data_dir: str | None = None
 
 
 @dataclass
@@ -92,8 +98,11 @@ class Metric:
     def score(self, videos: list[ScoredVideo]) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float]:
-        """Default: the mean of every numeric per-video value (None values are left out and counted)."""
+    def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float | int]:
+        """Aggregates: counts (``*_n``, frames, hits) as ints, everything else as floats.
+
+        Default: the mean of every numeric per-video value (None values are left out).
+        """
         keys = sorted({k for s in scores for k, v in s.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         out: dict[str, float] = {}
         for key in keys:
@@ -101,6 +110,17 @@ class Metric:
             if values:
                 out[key] = float(np.mean(values))
         return out
+
+
+def summary(key: str, values: list[float]) -> dict[str, float | int]:
+    """``{key: mean, key_std: population std (ddof 0), key_n: count}`` of per-sample values; ``{}`` for none.
+
+    The papers print "mean±std" with the population std (docs/metrics/classify.md, docs/metrics/arcface.md).
+    """
+    if not values:
+        return {}
+    array = np.asarray(values, dtype=np.float64)
+    return {key: float(array.mean()), f"{key}_std": float(array.std(ddof=0)), f"{key}_n": int(len(array))}
 
 
 METRICS: Registry[type[Metric]] = Registry("metric", "erasebench.metrics", base_cls=Metric)

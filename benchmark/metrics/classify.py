@@ -1,4 +1,4 @@
-"""ESR-k / PSR-k with an ImageNet classifier (shared/specs/suites-and-metrics.md 2.3; ESD arXiv 2303.07345).
+"""ESR-k / PSR-k with an ImageNet classifier (docs/metrics/classify.md; ESD arXiv 2303.07345).
 
 Classifier: torchvision ResNet-50 ``IMAGENET1K_V2`` (``resnet50-11ad3fa6.pth``, as ``ResNet50_Weights.DEFAULT``
 in ESD's ``eval-scripts/imageclassify.py``, rohitgandikota/erasing@afecafc), any torchvision classifier
@@ -8,16 +8,21 @@ timm: the Hugging Face cache), never a download. Preprocessing is the weights' o
 frames, as ESD applies it to PIL images: torchvision ``weights.transforms()`` (V2: resize 232 bilinear
 antialias, centre crop 224, [0, 1], ImageNet mean/std); timm ``resolve_data_config`` + ``create_transform``.
 
-Per frame ``f`` of a video whose true class is ``y`` (``record.extra["class_index"]``: an ImageNet index or
-class name; names match the weights' category list case-insensitively): ``h_k(f) = 1[y in top-k(f)]``.
-For the erased classes ``E`` (each concept's ``labels``, else its name, as indices or class names):
+Per sampled frame ``f`` (``frame_policy``, default ``all``) of a video whose true class is ``y``
+(``record.extra["class_index"]``: an ImageNet index or class name; names match the weights' category list
+case-insensitively): ``h_k(f) = 1[y in top-k(f)]``. Each erased concept ``e`` (the run's concepts) owns
+the classes of its ``labels`` (else its name, as indices or class names); ``F_e`` are the frames of its
+videos, ``F_P`` the frames of every other video. As T2VUnlearning (arXiv 2505.17550, Tables 2 and 6,
+cells k/340 and k/3060) counts them, over frames:
 
-    ESR@k = 1 - mean_{e in E} mean_{f of class e} h_k(f)
-    PSR@k = mean_{c not in E} mean_{f of class c} h_k(f)
+    ESR@k(e) = 1 - sum_{f in F_e} h_k(f) / |F_e|          -> esr_k.<concept>
+    ESR@k    = mean_e ESR@k(e), with its population std    -> esr_k, esr_k_std, esr_k_n (erased concepts)
+    PSR@k    = sum_{f in F_P} h_k(f) / |F_P|               -> psr_k  (pooled over the preserved frames)
 
-(frames pooled within a class, then macro-averaged over classes; gmum/FOMO@2b44793 ``benchmark/evaluate.py``,
-which calls the top-5 variants "ESR-2/PSR-2"). ``esr_k_video`` / ``psr_k_video`` use one vote per video:
-``h_k(v) = 1`` when more than half of its sampled frames have ``h_k(f) = 1``.
+(one erased concept: ``esr_k`` = its frame share). The counts ``frames_erased``, ``frames_preserved``,
+``hits_k_erased``, ``hits_k_preserved`` sit beside them. ``esr_k_video`` / ``psr_k_video`` use one vote
+per video, ``h_k(v) = 1`` when more than half of its sampled frames have ``h_k(f) = 1``: 1 - the mean
+over erased concepts of their voted share, and the voted share of the preserved videos.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pydantic import Field, field_validator
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
-from .base import FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo
+from .base import FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo, summary
 
 
 class ClassifyConfig(MetricConfig):
@@ -39,7 +44,7 @@ class ClassifyConfig(MetricConfig):
     weights: str = "IMAGENET1K_V2"  # torchvision weights enum member (transforms, categories, file name)
     weights_path: str | None = None  # None: the torch hub / Hugging Face cache
     topk: tuple[int, ...] = (1, 5)
-    frame_policy: FramePolicy = "all"
+    frame_policy: FramePolicy = "all"  # T2VUnlearning counts every frame (k/340 = 20 prompts x 17 frames)
     class_field: str = "class_index"  # record.extra key holding the true class
     batch_frames: int = Field(default=64, ge=1)
 
@@ -212,10 +217,10 @@ class Classifier:
 
 
 class ClassificationRates(Metric):
-    """ESR-k / PSR-k (ESD ImageNet protocol): top-k of an ImageNet classifier per frame, pooled per class."""
+    """ESR-k / PSR-k (ESD ImageNet protocol): top-k of an ImageNet classifier per frame, as frame shares."""
 
     name = "classify"
-    version = "1"
+    version = "2"
     source = "ESD (arXiv 2303.07345) eval-scripts/imageclassify.py; ESR/PSR as gmum/FOMO benchmark/evaluate.py"
     Config = ClassifyConfig
     batch_size = 8
@@ -228,26 +233,29 @@ class ClassificationRates(Metric):
             raise ErasebenchError(f"classify topk {max(config.topk)} exceeds the classifier's {classes} classes")
         self.device = context.device
         self.classifier.model.to(self.device)
-        self.targets = self.target_indices()
+        self.erased = self.erased_classes()
+        self.targets = sorted({c for classes in self.erased.values() for c in classes})
         self.higher_is_better = {}
         for k in config.topk:
             for suffix in ("", "_video"):
                 self.higher_is_better[f"esr_{k}{suffix}"] = True
                 self.higher_is_better[f"psr_{k}{suffix}"] = True
 
-    def target_indices(self) -> list[int]:
-        out: set[int] = set()
-        for concept in self.context.concepts:
-            for label in concept.labels or (concept.display_name,):
-                out.add(self.classifier.class_index(label, f"concept {concept.name!r} label"))
-        return sorted(out)
+    def erased_classes(self) -> dict[str, set[int]]:
+        """Per erased concept, its class indices (its labels, else its display name)."""
+        return {
+            concept.name: {self.classifier.class_index(label, f"concept {concept.name!r} label") for label in concept.labels or (concept.display_name,)}
+            for concept in self.context.concepts
+        }
 
     def settings(self) -> dict[str, Any]:
         return {
             **super().settings(),
             **self.classifier.settings(),
             "target_classes": self.targets,
-            "aggregation": "frames pooled per class, macro-average over classes; video vote: > half of frames",
+            "erased_classes": {name: sorted(classes) for name, classes in self.erased.items()},
+            "aggregation": "ESR per erased concept over its frames, mean and population std over concepts; PSR pooled over "
+            "the preserved frames; video vote: > half of frames",
         }
 
     def true_class(self, record: PromptRecord) -> int:
@@ -285,24 +293,28 @@ class ClassificationRates(Metric):
             out.append(row)
         return out
 
-    def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float]:
+    def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float | int]:
         rows = [s for s in scores if s.get("frames")]
         targets = set(self.targets)
-        out: dict[str, float] = {}
+        kept = [s for s in rows if s["class_index"] not in targets]
+        erased = {name: [s for s in rows if s["class_index"] in classes] for name, classes in self.erased.items()}
+        erased = {name: group for name, group in erased.items() if group}
+        erased_rows = [s for s in rows if s["class_index"] in targets]
+        out: dict[str, float | int] = {}
         for k in self.config.topk:
-            frame_rate: dict[int, list[int]] = {}
-            video_rate: dict[int, list[float]] = {}
-            for s in rows:
-                counts = frame_rate.setdefault(s["class_index"], [0, 0])
-                counts[0] += s[f"hits_{k}"]
-                counts[1] += s["frames"]
-                video_rate.setdefault(s["class_index"], []).append(s[f"hit_{k}_video"])
-            erased = [c for c in frame_rate if c in targets]
-            kept = [c for c in frame_rate if c not in targets]
+            hits, vote = f"hits_{k}", f"hit_{k}_video"
             if erased:
-                out[f"esr_{k}"] = 1.0 - float(np.mean([frame_rate[c][0] / frame_rate[c][1] for c in erased]))
-                out[f"esr_{k}_video"] = 1.0 - float(np.mean([np.mean(video_rate[c]) for c in erased]))
+                per_concept = {name: 1.0 - sum(s[hits] for s in g) / sum(s["frames"] for s in g) for name, g in erased.items()}
+                out.update(summary(f"esr_{k}", list(per_concept.values())))
+                out.update({f"esr_{k}.{name}": value for name, value in per_concept.items()})
+                out[f"esr_{k}_video"] = 1.0 - float(np.mean([np.mean([s[vote] for s in g]) for g in erased.values()]))
+                out[f"hits_{k}_erased"] = sum(int(s[hits]) for s in erased_rows)
             if kept:
-                out[f"psr_{k}"] = float(np.mean([frame_rate[c][0] / frame_rate[c][1] for c in kept]))
-                out[f"psr_{k}_video"] = float(np.mean([np.mean(video_rate[c]) for c in kept]))
+                out[f"psr_{k}"] = sum(s[hits] for s in kept) / sum(s["frames"] for s in kept)
+                out[f"psr_{k}_video"] = float(np.mean([s[vote] for s in kept]))
+                out[f"hits_{k}_preserved"] = sum(int(s[hits]) for s in kept)
+        if erased:
+            out["frames_erased"] = sum(int(s["frames"]) for s in erased_rows)
+        if kept:
+            out["frames_preserved"] = sum(int(s["frames"]) for s in kept)
         return out

@@ -36,8 +36,6 @@ class ModelFamily:
     # how each text encoder's output is pooled into one vector per text (SAFREE's concept vectors):
     # "first" (first token, T5), "pooled" (the encoder's pooler_output, CLIP), "mean" (mean over valid tokens)
     text_pooling: ClassVar[tuple[str, ...]] = ("first",)
-    # per-eraser default overrides where the eraser's reference code differs by family
-    eraser_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def call_defaults(self, pipe: Any) -> dict[str, Any]:
         """Call kwargs the model needs beyond the pipeline's own defaults (read from the loaded config)."""

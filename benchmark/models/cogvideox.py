@@ -25,12 +25,12 @@ class Family(ModelFamily):
         "feed_forward": ("transformer_blocks.*.ff",),
         "text_projection": ("patch_embed.text_proj",),
         "block": ("transformer_blocks.*[0-9]",),
-        # T2VUnlearning adapters: after each joint attention, on its video output (erasers.md 3.1)
-        "unlearning_adapter": ("transformer_blocks.*.attn1",),
-        # refusal-vector fold: first FFN linear, input [text; video] (erasers.md 4.2 (a))
-        "refusal": ("transformer_blocks.*.ff.net.0.proj",),
+        # attention whose video-token output an adapter may follow (docs/models.md)
+        "video_attention": ("transformer_blocks.*.attn1",),
+        # linear layers whose input carries the prompt: first FFN linear, input [text; video]
+        "prompt_linear": ("transformer_blocks.*.ff.net.0.proj",),
     }
-    site_tokens = {"refusal": "text_prefix", "text_projection": "text", "unlearning_adapter": "video"}
+    site_tokens = {"prompt_linear": "text_prefix", "text_projection": "text", "video_attention": "video"}
     text_pooling = ("first",)
 
     def call_defaults(self, pipe: Any) -> dict[str, Any]:

@@ -28,15 +28,13 @@ class Family(ModelFamily):
         "single_attention": ("single_transformer_blocks.*.attn",),
         "text_projection": ("context_embedder",),
         "block": ("transformer_blocks.*[0-9]", "single_transformer_blocks.*[0-9]"),
-        # T2VUnlearning adapters: single-stream attention (pre-only), video tokens (erasers.md 3.1)
-        "unlearning_adapter": ("single_transformer_blocks.*.attn",),
-        # refusal-vector fold: text-stream FFN first linear of the dual-stream blocks (erasers.md 4.2)
-        "refusal": ("transformer_blocks.*.ff_context.net.0.proj",),
+        # attention whose video-token output an adapter may follow: single-stream attention
+        "video_attention": ("single_transformer_blocks.*.attn",),
+        # linear layers whose input carries the prompt: text-stream FFN first linear of the dual-stream blocks
+        "prompt_linear": ("transformer_blocks.*.ff_context.net.0.proj",),
     }
-    site_tokens = {"refusal": "text", "unlearning_adapter": "video"}
+    site_tokens = {"prompt_linear": "text", "video_attention": "video"}
     text_pooling = ("mean", "pooled")  # LLaMA: mean over tokens; CLIP: pooled (erasers.md 2.1)
-    # SAFREE's Hunyuan port disables true CFG and uses no negative prompt (T2VU safree_hunyuan_pipeline.py)
-    eraser_defaults = {"safree": {"negative_prompt": "off"}}
     true_cfg_scale: float = 6.0
     embedded_guidance: float = 1.0
 

@@ -146,3 +146,47 @@ def load_pipeline(folder: Path, dtype: str = "float32", device: str = "cpu") -> 
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def scheduler_class(name: str) -> type:
+    """The diffusers scheduler class called ``name`` (a subclass of ``diffusers.SchedulerMixin``)."""
+    import diffusers
+
+    cls = getattr(diffusers, name, None) if name.isidentifier() else None
+    if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
+        known = sorted(n for n in dir(diffusers) if n.endswith("Scheduler"))
+        raise ErasebenchError(
+            f"scheduler {name!r} is not a diffusers scheduler: use 'pipeline' (the model's own) or one of "
+            f"{', '.join(known)}"
+        )
+    return cls
+
+
+def check_scheduler(spec: Any) -> None:
+    """Validate a ``SchedulerSpec`` before anything is loaded: a known class, config keys it accepts."""
+    import inspect
+
+    if spec is None or spec.keeps_pipeline:
+        if spec is not None and spec.config:
+            raise ErasebenchError("scheduler 'pipeline' keeps the model's own scheduler and takes no config")
+        return
+    cls = scheduler_class(spec.name)
+    accepted = set(inspect.signature(cls.__init__).parameters) - {"self", "args", "kwargs"}
+    unknown = sorted(set(spec.config) - accepted)
+    if unknown:
+        raise ErasebenchError(
+            f"scheduler {spec.name!r} has no setting {unknown[0]!r}; its settings: {', '.join(sorted(accepted))}"
+        )
+
+
+def set_scheduler(pipe: Any, spec: Any) -> None:
+    """``pipe.scheduler = Class.from_config(pipe.scheduler.config, **spec.config)`` (None/'pipeline': unchanged)."""
+    if spec is None or spec.keeps_pipeline:
+        return
+    pipe.scheduler = scheduler_class(spec.name).from_config(pipe.scheduler.config, **spec.config)
+
+
+def scheduler_record(pipe: Any) -> dict[str, Any]:
+    """What results pin of the scheduler in use: its class and its whole config."""
+    config = {k: v for k, v in dict(pipe.scheduler.config).items() if not k.startswith("_")}
+    return {"class": type(pipe.scheduler).__name__, "config": json.loads(json.dumps(config, default=str))}

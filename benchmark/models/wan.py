@@ -23,10 +23,10 @@ class Family(ModelFamily):
         "feed_forward": ("blocks.*.ffn",),
         "text_projection": ("condition_embedder.text_embedder",),
         "block": ("blocks.*[0-9]",),
-        # T2VUnlearning adapters (port): cross-attention output (erasers.md 3.1)
-        "unlearning_adapter": ("blocks.*.attn2",),
-        # refusal-vector fold: cross-attention key and value projections of the text context (erasers.md 4.2)
-        "refusal": ("blocks.*.attn2.to_k", "blocks.*.attn2.to_v"),
+        # attention whose video-token output an adapter may follow: cross-attention
+        "video_attention": ("blocks.*.attn2",),
+        # linear layers whose input carries the prompt: cross-attention key and value of the text context
+        "prompt_linear": ("blocks.*.attn2.to_k", "blocks.*.attn2.to_v"),
     }
-    site_tokens = {"refusal": "text", "unlearning_adapter": "video"}
+    site_tokens = {"prompt_linear": "text", "video_attention": "video"}
     text_pooling = ("first",)

@@ -23,12 +23,10 @@ class Family(ModelFamily):
         "self_attention": ("*.attentions.*.transformer_blocks.*.attn1",),
         "feed_forward": ("*.attentions.*.transformer_blocks.*.ff",),
         "temporal_attention": ("transformer_in.transformer_blocks.*", "*.temp_attentions.*.transformer_blocks.*"),
-        # T2VUnlearning adapters (port): spatial cross-attention, keyed by block prefix as Receler does for SD
-        "unlearning_adapter": ("*.attentions.*.transformer_blocks.*.attn2",),
-        # refusal-vector fold: spatial FFN in-projection (GEGLU), input = video tokens (erasers.md 4.2)
-        "refusal": ("*.attentions.*.transformer_blocks.*.ff.net.0.proj",),
+        # attention whose video-token output an adapter may follow: spatial cross-attention
+        "video_attention": ("*.attentions.*.transformer_blocks.*.attn2",),
+        # linear layers whose input carries the prompt: spatial FFN in-projection (GEGLU), video tokens after cross-attention
+        "prompt_linear": ("*.attentions.*.transformer_blocks.*.ff.net.0.proj",),
     }
-    site_tokens = {"refusal": "video", "unlearning_adapter": "video"}
+    site_tokens = {"prompt_linear": "video", "video_attention": "video"}
     text_pooling = ("pooled",)
-    # SAFREE's ZeroScope code edits the embedding at every step (SAFREE zeroscopeT2V/test.sh, window 16)
-    eraser_defaults = {"safree": {"steps": "all"}}
