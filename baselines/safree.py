@@ -1,12 +1,13 @@
 """SAFREE: training-free removal of the concept subspace from the prompt embedding (arXiv 2410.12761).
 
-Notation (shared/specs/erasers.md section 2): ``P(E) = E (EᵀE)⁺ Eᵀ`` for ``E ∈ ℝ^{D×K}`` (fp32).
+Protocol, sources, per-family recipe and every deviation with its parity flag: docs/erasers/safree.md.
+Notation: ``P(E) = E (EᵀE)⁺ Eᵀ`` for ``E ∈ ℝ^{D×K}`` (fp32).
 
 1. Concept subspace: each keyword of the concept(s) is encoded on its own by the model's own text
-   encoder and pooled (T5/UMT5 first token, CLIP ``pooler_output``, LLaMA mean over tokens):
-   ``C = [c_1 … c_K]``, ``P_C = P(C)``.
+   encoder and pooled from the encoder's final output (T5/UMT5 first token, CLIP ``pooler_output``,
+   LLaMA mean over the prompt's tokens): ``C = [c_1 … c_K]``, ``P_C = P(C)``.
 2. Masked prompts: copy ``i`` of the prompt has token ``i`` replaced by id 0, encoded without
-   attention mask and pooled: ``M = [p_1 … p_n]``, ``P_M = P(M)``.
+   attention mask and pooled the same way: ``M = [p_1 … p_n]``, ``P_M = P(M)``.
 3. Trigger test: ``d_i = ‖(I − P_C) p_i‖``, ``μ_i = (Σ_j d_j − d_i)/(n − 1)``; token ``i`` is a trigger
    iff ``d_i ≥ (1 + α) μ_i``.
 4. Projection on trigger rows only: ``ẽ_t = (I − P_C) P_M e_t``; the unconditional half is never edited.
@@ -17,14 +18,20 @@ Notation (shared/specs/erasers.md section 2): ``P(E) = E (EᵀE)⁺ Eᵀ`` for `
 ``ê_t = (I − P_C) P_M e_t`` on all valid rows, ``β = 1 − mean_t cos(ê_t, e_t)`` and
 ``t* = round(u · σ(s · k · (10β − t0)))``; steps ``i ≤ t*`` use the edited embedding.
 
-Insertion (section 2.1): forward hooks on the text encoders record the exact token ids and outputs of
-the pipeline's own prompt encoding; at the first denoiser call of a pipeline call the conditional
-rows are located in ``encoder_hidden_states`` (and HunyuanVideo's ``pooled_projections``) by content,
+Insertion: forward hooks on the text encoders record the exact token ids and outputs of the
+pipeline's own prompt encoding; at the first denoiser call of a pipeline call the conditional rows
+are located in ``encoder_hidden_states`` (and HunyuanVideo's ``pooled_projections``) by content,
 which also fixes the template crop and the hidden layer the pipeline uses, so edited rows line up with
 the tokens whatever the tokenizer settings. A forward pre-hook on the denoiser then swaps the
 conditional rows inside the step window (steps counted by timestep changes, so one call per step
 with ``[uncond; cond]`` (CogVideoX, ZeroScope) and two calls per step (Wan, true-CFG Hunyuan) both
 work). Masked copies are encoded in batches of equal length, never one encoder call per copy.
+
+Parity flags (``parity: true`` sets all): ``clip_offsets_on_t5`` (T5 positions under CLIP offsets),
+``bf16_projection`` (the reference's arithmetic: D×D projectors in fp32 with ``pinverse(rcond=1e-15)``,
+bf16 distances and products), ``llama_port_pooling`` (the HunyuanVideo port's LLaMA handling: masked
+copies without the template, keyword vectors averaged over the padded template, decisions one row
+late), ``zeroscope_reference_sampler``.
 
 Sources: jaehong31/SAFREE@b8b2c3fa9d7f51c46f5a570170503fc98bd9c7ec ``cogvideox/cogvideox_pipeline.py``,
 ``zeroscopeT2V/inference.py``, ``models/modified_stable_diffusion_pipeline.py`` (SVF);
@@ -44,11 +51,12 @@ from pydantic import Field, field_validator, model_validator
 
 from benchmark.erasers import Eraser, EraserConfig
 from benchmark.errors import ErasebenchError, UnsupportedFamilyError
+from benchmark.hooks import HookSet
 from benchmark.models.base import ModelFamily
 from benchmark.specs import PromptRecord
 
 POOLINGS = ("first", "pooled", "mean")
-PARITY_FLAGS = ("clip_offsets_on_t5", "bf16_projection", "zeroscope_reference_sampler")
+PARITY_FLAGS = ("clip_offsets_on_t5", "bf16_projection", "llama_port_pooling", "zeroscope_reference_sampler")
 DEFAULT_STEPS = (0, 12)
 # The ZeroScope reference script's sampler (SAFREE zeroscopeT2V/inference.py argparse defaults),
 # keyed by pipeline class; the seed (42 for every prompt) is the run's ``--seed-policy fixed:42``.
@@ -79,8 +87,10 @@ class SAFREEConfig(EraserConfig):
     svf_t0: float = 5.333  # artist concepts: 5.5
     svf_form: Literal["sigmoid", "tanh"] = "sigmoid"
     svf_scale_to_steps: bool = False
-    clip_offsets_on_t5: bool = False
-    bf16_projection: bool = False
+    # parity flags (docs/erasers/safree.md "Deviations"): each reproduces one quirk of the reference code
+    clip_offsets_on_t5: bool = False  # encoders pooled by "first" (T5/UMT5): positions 1..len-2, as for CLIP
+    bf16_projection: bool = False  # the reference's projector, distances and products (bf16, pinverse rcond 1e-15)
+    llama_port_pooling: bool = False  # encoders pooled by "mean" (LLaMA): the HunyuanVideo port's handling
     zeroscope_reference_sampler: bool = False
     parity: bool = False
     encode_batch_size: int = Field(default=64, ge=1)
@@ -111,7 +121,7 @@ class SAFREEConfig(EraserConfig):
         return self
 
 
-# ---- the math (fp32 unless bf16 parity) -------------------------------------------------------
+# ---- the math: fp32 by default, the reference's arithmetic under ``bf16_projection`` -----------------
 
 
 def projector(E: torch.Tensor) -> torch.Tensor:
@@ -120,29 +130,52 @@ def projector(E: torch.Tensor) -> torch.Tensor:
     return E @ torch.linalg.pinv(E.T @ E) @ E.T
 
 
-def project_rows(E: torch.Tensor, X: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Rows of ``X`` (N×D) times ``P(E)`` without forming the D×D matrix; ``(EᵀE)⁺`` always in fp32."""
-    gram_pinv = torch.linalg.pinv(E.float().T @ E.float()).to(dtype)
-    E = E.to(dtype)
-    return ((X.to(dtype) @ E) @ gram_pinv) @ E.T
+def project_rows(E: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Rows of ``X`` (N×D) times ``P(E)`` in fp32, without forming the D×D matrix."""
+    E = E.float()
+    return ((X.float() @ E) @ torch.linalg.pinv(E.T @ E)) @ E.T
 
 
-def remove_subspace(C: torch.Tensor, X: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Rows of ``X`` times ``(I − P(C))``."""
-    X = X.to(dtype)
-    return X - project_rows(C, X, dtype)
+def remove_subspace(C: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """Rows of ``X`` times ``(I − P(C))``, in fp32."""
+    X = X.float()
+    return X - project_rows(C, X)
 
 
-def trigger_test(C: torch.Tensor, pooled: torch.Tensor, alpha: float, dtype: torch.dtype = torch.float32):
-    """Leave-one-out test on the masked-copy vectors ``pooled`` (n×D, n >= 2).
+def trigger_test(C: torch.Tensor, pooled: torch.Tensor, alpha: float):
+    """Leave-one-out test on the masked-copy vectors ``pooled`` (n×D, n >= 2), in fp32.
 
     Returns ``(d, mu, flags)``: ``d_i = ‖(I − P_C) p_i‖``, ``mu_i = (Σd − d_i)/(n − 1)``,
     ``flags_i = d_i ≥ (1 + α) μ_i``.
     """
-    d = torch.linalg.vector_norm(remove_subspace(C, pooled, dtype).float(), dim=-1)
+    d = torch.linalg.vector_norm(remove_subspace(C, pooled), dim=-1)
     n = d.shape[0]
     mu = (d.sum() - d) / (n - 1)
     return d, mu, d >= (1.0 + alpha) * mu
+
+
+def reference_projector(E: torch.Tensor) -> torch.Tensor:
+    """The reference's ``P(E)``: the D×D matrix in fp32 with ``torch.pinverse`` (``rcond=1e-15``)."""
+    E = E.float()
+    return E @ torch.pinverse(E.T @ E) @ E.T
+
+
+def reference_trigger_test(C: torch.Tensor, pooled: torch.Tensor, alpha: float):
+    """``trigger_test`` with the reference's arithmetic (``bf16_projection``): ``(I − P_C)`` formed in fp32 and
+    cast to bf16, distances, leave-one-out means and the comparison in bf16."""
+    dim = C.shape[0]
+    keep = (torch.eye(dim, device=C.device) - reference_projector(C)).bfloat16()
+    d = torch.norm(keep @ pooled.T.bfloat16(), dim=0)
+    mu = torch.stack([torch.cat((d[:i], d[i + 1 :])).mean() for i in range(d.shape[0])])
+    return d, mu, d >= (1.0 + alpha) * mu
+
+
+def reference_projection(C: torch.Tensor, M: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``(I − P_C) P_M e_t`` for the rows of ``rows`` with the reference's arithmetic: both D×D projectors
+    in fp32, cast to bf16, multiplied left to right in bf16 (result bf16)."""
+    dim = C.shape[0]
+    keep = (torch.eye(dim, device=C.device) - reference_projector(C)).bfloat16()
+    return (keep @ reference_projector(M).bfloat16() @ rows.T.bfloat16()).T
 
 
 def svf_steps(beta: float, up_t: float = 10.0, s: float = 2.0, k: float = 2.5, t0: float = 5.333, form: str = "sigmoid") -> int:
@@ -169,6 +202,7 @@ class _PromptDecision:
     """What the trigger test decided for one prompt on one encoder (cacheable by token ids)."""
 
     positions: list[int]  # tested token positions (id space)
+    rows: list[int]  # the embedding row each position's decision is written to (row space, after the crop)
     truncated: bool
     skipped: bool
     masked_pooled: torch.Tensor | None  # n×D fp32, the columns of M
@@ -203,7 +237,7 @@ class SAFREE(Eraser):
     source = (
         "arXiv 2410.12761; jaehong31/SAFREE@b8b2c3f cogvideox/cogvideox_pipeline.py, zeroscopeT2V/inference.py, "
         "models/modified_stable_diffusion_pipeline.py; T2VUnlearning@17caba9 safree_hunyuan_pipeline.py; "
-        "shared/specs/erasers.md section 2"
+        "docs/erasers/safree.md"
     )
     Config = SAFREEConfig
     # HunyuanVideo: the port disables true CFG, so no negative prompt (T2VUnlearning safree_hunyuan_pipeline.py);
@@ -212,7 +246,7 @@ class SAFREE(Eraser):
 
     def __init__(self, config, concepts):
         super().__init__(config, concepts)
-        self._handles: list[Any] = []
+        self._hooks = HookSet()
         self._pipe: Any = None
         self._family: ModelFamily | None = None
         self._call: _Call | None = None
@@ -290,26 +324,24 @@ class SAFREE(Eraser):
     def apply(self, pipe: Any, family: ModelFamily, artifact_dir: Any) -> None:
         self.check_family(family)
         self.check_sites(pipe, family)
-        if self._handles:
+        if len(self._hooks):
             self.remove(pipe, family)
         self._pipe, self._family = pipe, family
         self._concept_cache.clear()  # both caches belong to one pipeline's encoders
         self._decision_cache.clear()
         for index, attr in enumerate(family.text_encoders):
             encoder = getattr(pipe, attr)
-            self._handles.append(encoder.register_forward_hook(self._encoder_hook(index, encoder), with_kwargs=True))
+            self._hooks.post(f"record:{attr}", encoder, self._encoder_hook(index, encoder), with_kwargs=True)
         denoiser = getattr(pipe, family.denoiser)
-        self._handles.append(denoiser.register_forward_pre_hook(self._denoiser_hook, with_kwargs=True))
+        self._hooks.pre(f"swap:{family.denoiser}", denoiser, self._denoiser_hook, with_kwargs=True)
 
     def remove(self, pipe: Any, family: ModelFamily) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._hooks.clear()
         self._call = None
         self._pipe = None
 
     def before_batch(self, pipe: Any, family: ModelFamily, records: list[PromptRecord]) -> None:
-        if not self._handles:
+        if not len(self._hooks):
             raise ErasebenchError("eraser 'safree': before_batch called before apply")
         self._call = _Call(records=list(records))
 
@@ -455,19 +487,30 @@ class SAFREE(Eraser):
         finally:
             self._recording = False
 
-    def _pool(self, output: Any, key: Any, pooling: str, crop: int, lengths: list[int]) -> torch.Tensor:
+    @staticmethod
+    def _pool(output: Any, pooling: str, crop: int, lengths: list[int]) -> torch.Tensor:
+        """One vector per sequence from the encoder's final output, whatever layer the pipeline feeds the denoiser
+        (every reference pools there): ``first`` row ``crop``, ``pooled`` the ``pooler_output``, ``mean`` the
+        mean of rows ``crop .. length-1`` of each sequence."""
         if pooling == "pooled":
             pooled = getattr(output, "pooler_output", None)
             if pooled is None:
                 raise UnsupportedFamilyError("eraser 'safree': pooling 'pooled' needs an encoder with a pooler_output")
             return pooled.float()
-        rows = self._select(output, key).float()
+        rows = SAFREE._select(output, "last").float()
         if pooling == "first":
             return rows[:, crop]
         return torch.stack([rows[i, crop:n].mean(dim=0) for i, n in enumerate(lengths)])
 
-    def _concept_vectors(self, index: int, encoder, bound, key, pooling, crop, prefix, suffix, width, pad_id, tokenizer) -> torch.Tensor:
-        cache_key = (index, key, pooling, crop, tuple(prefix), tuple(suffix), width)
+    def _port_mean(self, pooling: str) -> bool:
+        """The HunyuanVideo port's handling applies to the mean-pooled encoder under ``llama_port_pooling``."""
+        return pooling == "mean" and self.cfg.llama_port_pooling
+
+    def _concept_vectors(self, index: int, encoder, bound, pooling, crop, prefix, suffix, width, pad_id, tokenizer) -> torch.Tensor:
+        """``C``: each keyword in the prompt's frame (template prefix and suffix), padded to the pipeline's width
+        with an attention mask, pooled like the masked copies (``llama_port_pooling``: mean over every row)."""
+        port = self._port_mean(pooling)
+        cache_key = (index, pooling, port, crop, tuple(prefix), tuple(suffix), width)
         if cache_key in self._concept_cache:
             return self._concept_cache[cache_key]
         device = bound["input_ids"].device
@@ -475,86 +518,108 @@ class SAFREE(Eraser):
         for word in self.keywords():
             body = tokenizer(word, add_special_tokens=False)["input_ids"]
             seq = (list(prefix) + list(body) + list(suffix))[:width]
-            lengths.append(len(seq))
+            lengths.append(width if port else len(seq))
             masks.append([1] * len(seq) + [0] * (width - len(seq)))
             rows.append(seq + [pad_id] * (width - len(seq)))
         ids = torch.tensor(rows, dtype=torch.long, device=device)
         mask = torch.tensor(masks, dtype=torch.long, device=device)
-        vectors = self._pool(self._encode(encoder, bound, ids, mask), key, pooling, crop, lengths).T.contiguous()
+        output = self._encode(encoder, bound, ids, mask)
+        vectors = self._pool(output, pooling, 0 if port else crop, lengths).T.contiguous()
         self._concept_cache[cache_key] = vectors
         return vectors
 
-    def _positions(self, start: int, end: int, valid: int, crop: int, rows: int) -> list[int]:
-        if self.cfg.clip_offsets_on_t5:
-            # the reference's CLIP offsets on any tokenizer: n = len - 2 tokens at positions 1..n after the crop
+    def _copies(self, ids: list[int], start: int, end: int, valid: int, crop: int, rows: int, pooling: str):
+        """How one prompt's masked copies are made: ``(sequence, masked positions in it, pooling crop, positions
+        in id space, rows written)``. Default: the pipeline's own ids up to ``valid``, every token of the prompt's
+        body masked in turn, each decision written to its own row. Parity: ``clip_offsets_on_t5`` masks positions
+        ``1..len-2`` after the crop (CLIP offsets) on a first-token encoder; ``llama_port_pooling`` encodes the
+        ids after the crop alone (no template), masks ``0..n-1`` (``n`` = length − 1) and writes row ``i + 1``."""
+        if self._port_mean(pooling):
+            n = valid - crop - 1
+            positions = [crop + i for i in range(n)]
+            return ids[crop:valid], [i for i in range(n)], 0, positions, [i + 1 for i in range(n) if i + 1 < rows]
+        if pooling == "first" and self.cfg.clip_offsets_on_t5:
             n = min(valid - crop - 2, rows - 2)
-            return [crop + i for i in range(1, n + 1)]
-        return list(range(start, end))
+            positions = [crop + i for i in range(1, n + 1)]
+        else:
+            positions = list(range(start, end))
+        return ids[:valid], positions, crop, positions, [p - crop for p in positions]
 
-    def _decide(self, index, encoder, bound, key, pooling, crop, ids_rows, valids, rows_len, tokenizer, prompts):
+    def _decide(self, index, encoder, bound, pooling, crop, ids_rows, valids, rows_len, tokenizer, prompts):
         """Trigger decisions for every prompt of the batch (masked copies encoded in equal-length batches)."""
         decisions: list[_PromptDecision | None] = [None] * len(ids_rows)
+        flags = (self.cfg.clip_offsets_on_t5, self.cfg.llama_port_pooling)
         todo = []
         for b, (ids, valid) in enumerate(zip(ids_rows, valids)):
-            cache_key = (index, key, pooling, crop, self.cfg.clip_offsets_on_t5, tuple(ids[:valid]))
+            cache_key = (index, pooling, crop, flags, tuple(ids[:valid]))
             if cache_key in self._decision_cache:
                 self._decision_cache.move_to_end(cache_key)
                 decisions[b] = self._decision_cache[cache_key]
                 continue
             start, end = self._body(ids, valid, crop, tokenizer)
-            positions = self._positions(start, end, valid, crop, rows_len)
+            seq, masked, pool_crop, positions, rows = self._copies(ids, start, end, valid, crop, rows_len, pooling)
             full = len(tokenizer(prompts[b], add_special_tokens=False)["input_ids"])
             truncated = full > end - start
-            todo.append((b, cache_key, positions, truncated))
+            todo.append((b, cache_key, seq, masked, pool_crop, positions, rows, truncated))
         # masked copies of every prompt, grouped by sequence length so no copy needs padding
         copies: dict[int, list[tuple[int, int]]] = {}
-        for slot, (b, _, positions, _) in enumerate(todo):
-            if len(positions) >= 2:
-                copies.setdefault(valids[b], []).extend((slot, p) for p in positions)
+        for slot, (_, _, seq, masked, *_rest) in enumerate(todo):
+            if len(masked) >= 2:
+                copies.setdefault(len(seq), []).extend((slot, p) for p in masked)
         pooled_by_slot: dict[int, list[torch.Tensor]] = {}
         device = bound["input_ids"].device
         for length, items in copies.items():
             for chunk_start in range(0, len(items), self.cfg.encode_batch_size):
                 chunk = items[chunk_start : chunk_start + self.cfg.encode_batch_size]
-                ids = torch.tensor([ids_rows[todo[slot][0]][:length] for slot, _ in chunk], dtype=torch.long, device=device)
+                ids = torch.tensor([todo[slot][2] for slot, _ in chunk], dtype=torch.long, device=device)
                 for row, (_, p) in enumerate(chunk):
-                    ids[row, p] = 0  # the mask token is id 0 (erasers.md 2.3)
-                pooled = self._pool(self._encode(encoder, bound, ids, None), key, pooling, crop, [length] * len(chunk))
+                    ids[row, p] = 0  # the mask token is id 0 (docs/erasers/safree.md)
+                pool_crop = todo[chunk[0][0]][4]
+                pooled = self._pool(self._encode(encoder, bound, ids, None), pooling, pool_crop, [length] * len(chunk))
                 for row, (slot, _) in enumerate(chunk):
                     pooled_by_slot.setdefault(slot, []).append(pooled[row])
-        for slot, (b, cache_key, positions, truncated) in enumerate(todo):
-            skipped = len(positions) < 2
-            masked = None if skipped else torch.stack(pooled_by_slot[slot])
-            decision = _PromptDecision(positions, truncated, skipped, masked)
+        for slot, (b, cache_key, _, masked, _, positions, rows, truncated) in enumerate(todo):
+            skipped = len(masked) < 2
+            pooled = None if skipped else torch.stack(pooled_by_slot[slot])
+            decision = _PromptDecision(positions, rows, truncated, skipped, pooled)
             decisions[b] = decision
             self._decision_cache[cache_key] = decision
             while len(self._decision_cache) > CACHE_SIZE:
                 self._decision_cache.popitem(last=False)
         return decisions
 
-    def _edit(self, C, decision: _PromptDecision, rows: torch.Tensor, crop: int, valid_rows: int, dtype) -> tuple[torch.Tensor, list[int], float]:
-        """Edited copy of one prompt's rows (L×D): ``(I − P_C) P_M e_t`` at trigger rows; also the SVF β."""
+    def _edit(self, C, decision: _PromptDecision, rows: torch.Tensor, valid_rows: int) -> tuple[torch.Tensor, list[int], float]:
+        """One prompt's rows (L×D) with ``(I − P_C) P_M e_t`` at trigger rows, and the SVF β.
+
+        The merged rows keep the projection's dtype where it differs from the rows' (``torch.where`` promotion,
+        as in the reference); callers cast them to the model's dtype."""
         if decision.skipped:
             return rows, [], 0.0
-        _, _, flags = trigger_test(C, decision.masked_pooled, self.cfg.alpha, dtype)
-        triggers = [p - crop for p, f in zip(decision.positions, flags.tolist()) if f and 0 <= p - crop < rows.shape[0]]
         M = decision.masked_pooled.T
-        out = rows.clone()
-        if triggers:
-            idx = torch.tensor(triggers, device=rows.device)
-            projected = remove_subspace(C, project_rows(M, rows[idx].float(), dtype), dtype)
-            out[idx] = projected.to(rows.dtype)
+        reference = self.cfg.bf16_projection
+        _, _, flags = (reference_trigger_test if reference else trigger_test)(C, decision.masked_pooled, self.cfg.alpha)
+        n = rows.shape[0]
+        flagged = [r for r, f in zip(decision.rows, flags.tolist()) if f and 0 <= r < n]
+        if reference:
+            projected = reference_projection(C, M, rows)
+            merged = rows.to(torch.result_type(rows, projected)).clone()
+        else:
+            projected = None
+            merged = rows.clone()
+        if flagged:
+            idx = torch.tensor(flagged, device=rows.device)
+            new = projected[idx] if reference else remove_subspace(C, project_rows(M, rows[idx])).to(rows.dtype)
+            merged[idx] = new.to(merged.dtype)
         beta = 0.0
         if self.cfg.variant == "paper-svf":
             e = rows[:valid_rows].float()
-            e_hat = remove_subspace(C, project_rows(M, e, dtype), dtype).float()
+            e_hat = remove_subspace(C, project_rows(M, e))
             beta = 1.0 - float(torch.nn.functional.cosine_similarity(e_hat, e, dim=-1).mean())
-        return out, triggers, beta
+        return merged, flagged, beta
 
     def _build(self, call: _Call, ehs: torch.Tensor, kwargs: dict[str, Any]) -> None:
         pipe, family, cfg = self._pipe, self._family, self.cfg
         call.batch = B = len(call.records)
-        dtype = torch.bfloat16 if cfg.bf16_projection else torch.float32
         prompts = [r.prompt for r in call.records]
         encoders = family.text_encoders
         if ehs.shape[0] % B:
@@ -606,7 +671,7 @@ class SAFREE(Eraser):
                 call.orig_pooled = pooled_in[slot * B : (slot + 1) * B].clone()
             rows_len = rows_all.shape[1]
             ids_rows = ids.tolist()
-            decisions = self._decide(index, encoder, bound, key, pooling, crop, ids_rows, valids, rows_len, tokenizer, prompts)
+            decisions = self._decide(index, encoder, bound, pooling, crop, ids_rows, valids, rows_len, tokenizer, prompts)
             # the keyword frame (prefix / suffix around the prompt's own tokens) from the batch's longest suffix
             frames = []
             for b in range(B):
@@ -614,12 +679,14 @@ class SAFREE(Eraser):
                 frames.append((ids_rows[b][:start], ids_rows[b][end : valids[b]]))
             prefix, suffix = max(frames, key=lambda f: len(f[1]))
             pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-            C = self._concept_vectors(index, encoder, bound, key, pooling, crop, prefix, suffix, ids.shape[1], pad_id, tokenizer)
+            C = self._concept_vectors(index, encoder, bound, pooling, crop, prefix, suffix, ids.shape[1], pad_id, tokenizer)
             new_rows = rows_all.clone()
+            merged_rows = []
             for b, decision in enumerate(decisions):
                 valid_rows = max(1, min(valids[b] - crop, rows_len))
-                edited, triggers, beta = self._edit(C, decision, rows_all[b], crop, valid_rows, dtype)
-                new_rows[b] = edited
+                merged, triggers, beta = self._edit(C, decision, rows_all[b], valid_rows)
+                merged_rows.append(merged)
+                new_rows[b] = merged.to(new_rows.dtype)
                 infos[b]["safree_triggers"][attr] = triggers
                 infos[b]["safree_tested"][attr] = [p - crop for p in decision.positions]
                 infos[b]["truncated"] = infos[b]["truncated"] or decision.truncated
@@ -632,11 +699,13 @@ class SAFREE(Eraser):
             if index == 0:
                 edited_rows = new_rows
             else:
-                # HunyuanVideo port: the projected CLIP rows' mean replaces the pooled vector
+                # HunyuanVideo port: the mean of the (partly projected) CLIP rows replaces the pooled vector; the
+                # reference's arithmetic averages the merged rows in their promoted dtype
                 pooled_new = call.orig_pooled.clone()
                 for b, decision in enumerate(decisions):
                     if not decision.skipped:
-                        pooled_new[b] = new_rows[b].float().mean(dim=0).to(pooled_new.dtype)
+                        merged = merged_rows[b] if cfg.bf16_projection else merged_rows[b].float()
+                        pooled_new[b] = merged.mean(dim=0).to(pooled_new.dtype)
                 edited_pooled = pooled_new
         call.edited_rows = edited_rows
         call.edited_pooled = edited_pooled

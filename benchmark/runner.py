@@ -149,13 +149,13 @@ def erasure_groups(eraser: Eraser, args: dict, items: list[WorkItem], mode: str)
 
 def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     """Validate every input; raises ErasebenchError before anything is written."""
-    suite = load_suite(spec.suite, spec.data_dir)
+    source = resolve_model(spec.model, spec.model_revision)
+    family = detect_family(source)
+    suite = load_suite(spec.suite, spec.data_dir, family.name)
     concepts = [load_concept(name, suite.path.parent if suite.path else None) for name in spec.concepts] or suite.concepts()
     eraser_cls = ERASERS.get(spec.eraser.name)
     eraser = eraser_cls.from_args(spec.eraser.args, concepts)
     metrics, notes = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device))
-    source = resolve_model(spec.model, spec.model_revision)
-    family = detect_family(source)
     eraser.check_family(family)
     generation = suite.spec.generation_for(family.name).merged(GenerationSettings.model_validate(spec.generation))
     check_scheduler(generation.scheduler)

@@ -223,8 +223,11 @@ class SuiteSpec(Frozen):
     # environment (judge, vbench), run only when named with --metrics
     metrics: tuple[PluginSpec, ...] = ()
     paper_metrics: tuple[PluginSpec, ...] = ()
-    # the paper and protocol this suite's settings follow (docs/suites/<name>.md)
-    protocol: str = ""
+    # a sampling protocol (suites/protocols/<name>.yaml: per-family generation settings and the sampler of a
+    # paper's reference scripts) under this suite's own ``generation`` (docs/protocols.md)
+    protocol: str | None = None
+    # per model family, top-level keys that differ (e.g. T2VUnlearning's HunyuanVideo prompt file)
+    family_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
     default_model: str | None = None
 
     @field_validator("name")
@@ -249,9 +252,51 @@ class SuiteSpec(Frozen):
     def _metrics(cls, v: Any) -> Any:
         return tuple({"name": m} if isinstance(m, str) else m for m in (v or ()))
 
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, v: str | None) -> str | None:
+        if v is not None and not (PROTOCOL_DIR / f"{check_safe_id(v, 'protocol')}.yaml").is_file():
+            known = ", ".join(sorted(p.stem for p in PROTOCOL_DIR.glob("*.yaml")))
+            raise ValueError(f"protocol {v!r} is not allowed: use one of {known}")
+        return v
+
     def generation_for(self, family: str) -> GenerationSettings:
-        base = self.generation.get("default", GenerationSettings())
-        return base.merged(self.generation.get(family))
+        """Protocol default < protocol family < suite default < suite family (later wins, field by field)."""
+        layers = load_protocol(self.protocol).generation if self.protocol else {}
+        settings = GenerationSettings()
+        for table in (layers, self.generation):
+            settings = settings.merged(table.get("default")).merged(table.get(family))
+        return settings
+
+    def for_family(self, family: str) -> "SuiteSpec":
+        """This spec with the family's ``family_overrides`` applied (top-level keys replaced)."""
+        override = self.family_overrides.get(family)
+        if not override:
+            return self
+        data = {**self.model_dump(mode="json", by_alias=True, exclude_unset=True), **override}
+        data.pop("family_overrides", None)
+        return SuiteSpec.model_validate(data)
+
+
+class Protocol(Frozen):
+    """A paper's sampling protocol: generation settings per model family (``default`` for all)."""
+
+    name: str
+    description: str
+    sources: tuple[str, ...] = ()
+    generation: dict[str, GenerationSettings] = Field(default_factory=dict)
+
+
+PROTOCOL_DIR = BUILTIN_SUITE_DIR / "protocols"
+
+
+@lru_cache(maxsize=None)
+def load_protocol(name: str) -> Protocol:
+    path = PROTOCOL_DIR / f"{name}.yaml"
+    try:
+        return Protocol.model_validate(read_yaml(path, "protocol file"))
+    except ValidationError as exc:
+        raise SuiteError(f"protocol file {str(path)!r} is invalid at {describe_validation_error(exc)}") from None
 
 
 class Suite:
@@ -268,8 +313,8 @@ class Suite:
 
     def seed_for(self, record: PromptRecord, sample: int, policy: str | None = None, run_seed: int = 0) -> int:
         policy = policy or self.spec.seed_policy
-        if policy.startswith("fixed:"):
-            return int(policy[6:])
+        if policy.startswith("fixed:"):  # the reference scripts' one seed; further samples take the next seeds
+            return int(policy[6:]) + sample
         if policy == "column":
             if record.seed is None:
                 raise SuiteError(f"suite {self.name!r} row {record.prompt_id!r} has no seed for seed_policy column")
@@ -335,8 +380,14 @@ def load_suite_spec(name_or_path: str) -> tuple[SuiteSpec, Path]:
         raise SuiteError(f"suite file {str(path)!r} is invalid at {describe_validation_error(exc)}") from None
 
 
-def load_suite(name_or_path: str, data_dir: str | Path | None = None) -> Suite:
+def load_suite(name_or_path: str, data_dir: str | Path | None = None, family: str | None = None) -> Suite:
+    """Load a suite's records; with ``family``, the suite as that model family runs it (``family_overrides``)."""
     spec, path = load_suite_spec(name_or_path)
+    if family is not None:
+        try:
+            spec = spec.for_family(family)
+        except ValidationError as exc:
+            raise SuiteError(f"suite file {str(path)!r} family_overrides.{family} is invalid at {describe_validation_error(exc)}") from None
     if data_dir is not None and not Path(data_dir).is_dir():
         raise SuiteError(f"--data-dir {str(data_dir)!r} is not a folder")
     if spec.records:

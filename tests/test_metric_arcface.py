@@ -220,13 +220,59 @@ def test_face_detected_rate_and_missing_faces(face_models, references):
     assert rows[0]["face_detected_rate"] == 0.5
     assert rows[0]["id_similarity"] == pytest.approx(1.0, abs=1e-6)
     assert rows[0]["sim_ge_0.99"] == 0.5  # over all sampled frames: frames without a face never match
+    assert rows[0]["frame_similarities"][1] is None and rows[0]["frame_similarities"][3] is None
+    assert rows[0]["frame_similarities"][0] == pytest.approx(1.0, abs=1e-6)
     assert rows[1] == {
-        "identity": "Alice Example", "id_similarity": None, "face_detected_rate": 0.0, "frames": 2, "sim_ge_0.3": 0.0, "sim_ge_0.99": 0.0,
+        "identity": "Alice Example", "id_similarity": None, "face_detected_rate": 0.0, "frames": 2, "frame_similarities": [None, None],
+        "sim_ge_0.3": 0.0, "sim_ge_0.99": 0.0,
     }
     records = [PromptRecord(suite="faces", prompt_id=p, prompt="x") for p in ("mixed", "none")]
     agg = metric.aggregate(rows, records)
-    assert agg["id_similarity"] == pytest.approx(1.0, abs=1e-6)  # mean over videos with a face
+    assert agg["id_similarity_pooled"] == pytest.approx(1.0, abs=1e-6)  # mean over videos with a face
+    assert agg["id_similarity_pooled_n"] == 1 and agg["id_similarity_preserved_n"] == 1  # no concept erased in this run
+    assert "id_similarity_erased" not in agg
     assert agg["face_detected_rate"] == 0.25 and agg["no_face_video_rate"] == 0.5 and agg["sim_ge_0.99"] == 0.25
+
+
+def test_erased_and_preserved_identities(face_models, references):
+    """Table 3 of T2VUnlearning: erased vs preserved identities, mean and population std over videos (by hand)."""
+    import math
+
+    from benchmark.specs import ConceptSpec
+
+    concepts = [ConceptSpec(name="alice_example", display_name="Alice Example"), ConceptSpec(name="dave", display_name="Dave")]
+    metric = METRICS.get("arcface").from_args(
+        {"model_dir": str(face_models), "reference_dir": str(references)}, MetricContext(suite="faces", concepts=concepts)
+    )
+    cases = [  # (identity, target_concept, video id_similarity)
+        ("Alice Example", None, 0.2), ("Alice Example", None, 0.4), ("Alice Example", None, None),  # erased by identity
+        ("dave_x", "dave", 0.1),  # erased by the record's target concept
+        ("bob_example", "bob_example", 0.5), ("bob_example", None, 0.7), ("carol", None, 0.9),  # preserved
+    ]
+    scores = [
+        {"identity": i, "id_similarity": v, "face_detected_rate": 0.0 if v is None else 1.0, "frames": 1, "sim_ge_0.3": 0.0, "sim_ge_0.4": 0.0}
+        for i, _, v in cases
+    ]
+    records = [PromptRecord(suite="faces", prompt_id=f"p{k}", prompt="x", target_concept=t) for k, (_, t, _) in enumerate(cases)]
+    agg = metric.aggregate(scores, records)
+    expected = {
+        "id_similarity_erased": 0.7 / 3, "id_similarity_erased_std": math.sqrt(0.14 / 9), "id_similarity_erased_n": 3,
+        "id_similarity_preserved": 0.7, "id_similarity_preserved_std": math.sqrt(0.08 / 3), "id_similarity_preserved_n": 3,
+        "id_similarity_erased.alice_example": 0.3, "id_similarity_erased.alice_example_std": 0.1, "id_similarity_erased.alice_example_n": 2,
+        "id_similarity_erased.dave": 0.1, "id_similarity_erased.dave_std": 0.0, "id_similarity_erased.dave_n": 1,
+        "id_similarity_pooled": 2.8 / 6, "id_similarity_pooled_std": math.sqrt(0.68 / 9), "id_similarity_pooled_n": 6,
+        "face_detected_rate": 6 / 7, "no_face_video_rate": 1 / 7, "sim_ge_0.3": 0.0, "sim_ge_0.4": 0.0,
+    }
+    assert agg == pytest.approx(expected, abs=1e-12)
+    assert all(type(agg[k]) is int for k in expected if k.endswith("_n"))
+    # one category (identity) at a time, as the runner's by_category does
+    assert metric.aggregate(scores[4:6], records[4:6]) == pytest.approx({
+        "id_similarity_preserved": 0.6, "id_similarity_preserved_std": 0.1, "id_similarity_preserved_n": 2,
+        "id_similarity_pooled": 0.6, "id_similarity_pooled_std": 0.1, "id_similarity_pooled_n": 2,
+        "face_detected_rate": 1.0, "no_face_video_rate": 0.0, "sim_ge_0.3": 0.0, "sim_ge_0.4": 0.0,
+    })
+    assert metric.settings()["erased"] == ["alice_example", "dave"]
+    assert metric.higher_is_better["id_similarity_erased"] is False and metric.higher_is_better["id_similarity_preserved"] is True
 
 
 def test_settings_pin_models_and_references(face_models, references):

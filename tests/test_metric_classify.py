@@ -99,14 +99,21 @@ def test_esr_psr_frame_pooled_and_video_vote(weights_file):
     assert [s["hit_1_video"] for s in scores] == [0.0, 1.0, 0.0, 1.0, 0.0]  # a tie is not a majority
 
     agg = metric.aggregate(scores, [v.record for v in videos])
-    assert agg["esr_1"] == pytest.approx(1 - 5 / 7)  # church frames pooled over both videos
-    assert agg["esr_5"] == 0.0
-    assert agg["esr_1_video"] == pytest.approx(0.5)
-    assert agg["psr_1"] == pytest.approx((1 / 2 + 1 + 0) / 3)  # macro-average over the kept classes
-    assert agg["psr_5"] == pytest.approx(2 / 3)
-    assert agg["psr_1_video"] == pytest.approx(1 / 3)
+    assert agg == pytest.approx({
+        # church: 7 frames over both videos, 5 (top-1) and 7 (top-5) of them still church
+        "esr_1": 1 - 5 / 7, "esr_1_std": 0.0, "esr_1_n": 1, "esr_1.church": 1 - 5 / 7, "hits_1_erased": 5,
+        "esr_5": 0.0, "esr_5_std": 0.0, "esr_5_n": 1, "esr_5.church": 0.0, "hits_5_erased": 7,
+        "esr_1_video": 0.5, "esr_5_video": 0.0, "frames_erased": 7,
+        # the other classes: 7 frames pooled, 1 + 3 + 0 top-1 and 2 + 3 + 0 top-5 hits (k/N over frames, as T2VUnlearning)
+        "psr_1": 4 / 7, "psr_5": 5 / 7, "hits_1_preserved": 4, "hits_5_preserved": 5, "frames_preserved": 7,
+        "psr_1_video": 1 / 3, "psr_5_video": 2 / 3,
+    }, abs=1e-12)
+    assert agg["psr_1"] != pytest.approx((1 / 2 + 1 + 0) / 3)  # not a macro-average over the kept classes
     # per-category aggregation (the runner's by_category) sees only part of the rows
-    assert metric.aggregate(scores[2:3], [videos[2].record]) == {"psr_1": 0.5, "psr_5": 1.0, "psr_1_video": 0.0, "psr_5_video": 1.0}
+    assert metric.aggregate(scores[2:3], [videos[2].record]) == {
+        "psr_1": 0.5, "psr_5": 1.0, "psr_1_video": 0.0, "psr_5_video": 1.0, "hits_1_preserved": 1, "hits_5_preserved": 2, "frames_preserved": 2,
+    }
+    assert metric.config.frame_policy == "all" and metric.settings()["config"]["frame_policy"] == "all"  # every frame by default
 
 
 def test_topk_and_preprocessing_follow_the_weights(weights_file):
@@ -141,11 +148,20 @@ def test_labels_as_indices_and_several_concepts(weights_file, tmp_path):
         {"model": "torchvision:resnet18", "weights": "IMAGENET1K_V1", "weights_path": str(weights_file)},
         MetricContext(suite="t", concepts=concepts),
     )
-    assert metric.targets == [0, 566]
-    videos = [video("f", 0, [RED, RED]), video("h", 566, [WHITE, RED]), video("c", 497, [BLUE])]
+    assert metric.targets == [0, 566] and metric.settings()["erased_classes"] == {"fish": [0], "horn": [566]}
+    videos = [
+        video("f1", 0, [RED, RED, RED, GREEN]), video("f2", "tench", [RED, BLUE]),  # fish: 4 of 6 frames still tench
+        video("h", 566, [WHITE, RED]),  # horn: 1 of 2
+        video("c", 497, [BLUE, BLUE, RED]), video("s", 217, [RED]),  # preserved: 2 of 4 frames
+    ]
     agg = metric.aggregate(metric.score(videos), [v.record for v in videos])
-    assert agg["esr_1"] == pytest.approx(1 - (1 + 0.5) / 2)  # macro over the erased classes
-    assert agg["psr_1"] == 1.0
+    # per erased concept over its frames; mean and POPULATION std over the concepts (Table 2's mean±std)
+    assert agg["esr_1.fish"] == pytest.approx(1 - 4 / 6) and agg["esr_1.horn"] == pytest.approx(1 - 1 / 2)
+    assert agg["esr_1"] == pytest.approx((1 / 3 + 1 / 2) / 2)
+    assert agg["esr_1_std"] == pytest.approx(1 / 12)  # |1/3 - 5/12|; the sample std would be 0.1179
+    assert agg["esr_1_n"] == 2 and agg["frames_erased"] == 8 and agg["hits_1_erased"] == 5
+    assert agg["esr_1_video"] == pytest.approx(1 - (1 / 2 + 0) / 2)  # f1 voted (3 of 4), f2 tied, h tied
+    assert agg["psr_1"] == pytest.approx(2 / 4) and agg["frames_preserved"] == 4 and agg["psr_1_video"] == 0.5
 
 
 def test_bad_input(weights_file, tmp_path, monkeypatch):

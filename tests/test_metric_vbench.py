@@ -304,8 +304,8 @@ def test_vbench_results_parsing_and_aggregate(tmp_path):
 
 
 def test_vbench_bridge_errors(tmp_path):
-    with pytest.raises(ErasebenchError, match="unsupported VBench dimension 'object_class' \\(needs VBench's own prompt suite\\)"):
-        metric("vbench", vbench_python=sys.executable, dimensions=["object_class"])
+    with pytest.raises(ErasebenchError, match="unsupported VBench dimension 'scene' \\(needs VBench's own prompt suite\\)"):
+        metric("vbench", vbench_python=sys.executable, dimensions=["scene"])
     with pytest.raises(ErasebenchError, match="needs vbench_python"):
         metric("vbench")
     with pytest.raises(ErasebenchError, match="'/no/such/python' is not an executable Python interpreter"):
@@ -314,6 +314,167 @@ def test_vbench_bridge_errors(tmp_path):
         metric("vbench", vbench_python=sys.executable)  # a real interpreter (this one) without vbench
     with pytest.raises(ErasebenchError, match="load_ckpt_from_local=false makes VBench fetch weights"):
         metric("vbench", vbench_python=sys.executable, load_ckpt_from_local=False)
+
+
+# --- the VBench bridge: object_class -----------------------------------------------------------------
+
+# A prompt list and full-info JSON in VBench's formats (our own two rows), standing in for the pinned files.
+FIXTURE_PROMPTS = b"a dog\nan apple\n"
+FIXTURE_INFO = json.dumps([
+    {"prompt_en": "a red ball", "dimension": ["subject_consistency"]},
+    {"prompt_en": "a dog", "dimension": ["object_class"], "auxiliary_info": {"object_class": {"object": "dog"}}},
+    {"prompt_en": "an apple", "dimension": ["object_class"], "auxiliary_info": {"object_class": {"object": "apple"}}},
+]).encode()
+
+# VBench's modules as compute_object_class and init_submodules (vbench==0.1.5) call and return them;
+# frames found per object: dog 12 of 16, apple 3 of 16.
+FAKE_VBENCH = {
+    "vbench/__init__.py": "",
+    "vbench/launch/evaluate.py": "raise SystemExit('custom_input is not used for object_class')\n",
+    "vbench/utils.py": (
+        "import json\n"
+        "def init_submodules(dimension_list, local=False, read_frame=False):\n"
+        "    return {d: {'model_weight': 'grit_b_densecap_objectdet.pth', 'local': local} for d in dimension_list}\n"
+        "def save_json(data, path):\n"
+        "    with open(path, 'w') as f:\n"
+        "        json.dump(data, f)\n"
+    ),
+    "vbench/object_class.py": (
+        "import json, os\n"
+        "def compute_object_class(json_dir, device, submodules_dict, **kwargs):\n"
+        "    assert str(device) == 'cuda' and submodules_dict['local'] is True\n"
+        "    results = []\n"
+        "    for entry in json.load(open(json_dir)):\n"
+        "        assert entry['dimension'] == ['object_class']\n"
+        "        hits = {'dog': 12, 'apple': 3}[entry['auxiliary_info']['object_class']['object']]\n"
+        "        for path in entry['video_list']:\n"
+        "            assert os.path.isabs(path) and os.path.isfile(path)\n"
+        "            results.append({'video_path': path, 'video_results': hits / 16, 'success_frame_count': hits, 'frame_count': 16})\n"
+        "    return sum(r['success_frame_count'] for r in results) / sum(r['frame_count'] for r in results), results\n"
+    ),
+}
+
+
+@pytest.fixture
+def object_class_fixture(tmp_path, monkeypatch):
+    """The pinned source re-pinned to the fixture files under a --data-dir, downloads off, an empty cache."""
+    import hashlib
+
+    from benchmark.metrics import vbench
+    from benchmark.suites import SourceFile, SourceSpec
+
+    real = vbench.OBJECT_CLASS_SOURCE
+    data = tmp_path / "data"
+    for file, raw in zip(real.files, (FIXTURE_PROMPTS, FIXTURE_INFO)):
+        (data / file.path).parent.mkdir(parents=True, exist_ok=True)
+        (data / file.path).write_bytes(raw)
+    files = tuple(SourceFile(path=f.path, sha256=hashlib.sha256(raw).hexdigest()) for f, raw in zip(real.files, (FIXTURE_PROMPTS, FIXTURE_INFO)))
+    monkeypatch.setattr(vbench, "OBJECT_CLASS_SOURCE", SourceSpec(repo=real.repo, commit=real.commit, files=files, format="lines"))
+    monkeypatch.setenv("ERASEBENCH_OFFLINE", "1")
+    monkeypatch.setenv("ERASEBENCH_CACHE", str(tmp_path / "cache"))
+    return data
+
+
+def test_object_class_source_is_pinned():
+    from benchmark.metrics.vbench import OBJECT_CLASS_SOURCE
+
+    assert OBJECT_CLASS_SOURCE.origin() == "Vchitect/VBench@1039fe66d7aa2f4b214003ca2d35f5011c48bfee"  # tag v0.1.5
+    assert [f.path for f in OBJECT_CLASS_SOURCE.files] == ["prompts/prompts_per_dimension/object_class.txt", "vbench/VBench_full_info.json"]
+    assert all(len(f.sha256) == 64 for f in OBJECT_CLASS_SOURCE.files)
+    assert OBJECT_CLASS_SOURCE.url_for(OBJECT_CLASS_SOURCE.files[1]) == (
+        "https://raw.githubusercontent.com/Vchitect/VBench/1039fe66d7aa2f4b214003ca2d35f5011c48bfee/vbench/VBench_full_info.json"
+    )
+
+
+def test_object_class_table_reads_vbench_formats():
+    from benchmark.metrics.vbench import object_class_table
+
+    assert object_class_table(FIXTURE_PROMPTS, FIXTURE_INFO) == {"a dog": "dog", "an apple": "apple"}
+    assert object_class_table(b"an apple\r\n\r\n", FIXTURE_INFO) == {"an apple": "apple"}
+    with pytest.raises(ErasebenchError, match="no object_class object for prompt 'a cat'"):
+        object_class_table(b"a dog\na cat", FIXTURE_INFO)
+    with pytest.raises(ErasebenchError, match="auxiliary_info.object_class.object"):
+        object_class_table(FIXTURE_PROMPTS, b'[{"prompt_en": "a dog", "dimension": ["object_class"]}]')
+    with pytest.raises(ErasebenchError, match="auxiliary_info.object_class.object"):
+        object_class_table(FIXTURE_PROMPTS, b"{not json")
+
+
+def test_object_class_files_found_like_suite_data(object_class_fixture, tmp_path):
+    from benchmark.metrics.vbench import fetch_object_class_files
+
+    files = fetch_object_class_files(object_class_fixture)
+    assert files == {"prompts/prompts_per_dimension/object_class.txt": FIXTURE_PROMPTS, "vbench/VBench_full_info.json": FIXTURE_INFO}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ErasebenchError) as missing:
+        fetch_object_class_files(empty)
+    message = str(missing.value)
+    assert message.startswith("metric 'vbench' dimension object_class: ") and "downloads are off" in message
+    assert f"{empty}/prompts/prompts_per_dimension/object_class.txt" in message and f"--data-dir {empty}" in message
+    (object_class_fixture / "vbench" / "VBench_full_info.json").write_bytes(FIXTURE_INFO + b" ")
+    with pytest.raises(ErasebenchError, match="VBench_full_info.json' has sha256 .* replace it with the original file"):
+        fetch_object_class_files(object_class_fixture)
+
+
+def test_object_class_results_and_frame_pooled_aggregate(tmp_path):
+    from benchmark.metrics.vbench import VBenchBridge, VBenchConfig, read_results
+
+    names = ["a dog-0.mp4", "a dog-1.mp4", "an apple-0.mp4"]
+    counts = [(12, 16), (3, 16), (16, 16)]
+    data = {"object_class": [31 / 48, [
+        {"video_path": str(tmp_path / n), "video_results": k / f, "success_frame_count": k, "frame_count": f} for n, (k, f) in zip(names, counts)
+    ]]}
+    (tmp_path / "r.json").write_text(json.dumps(data))
+    parsed = read_results(tmp_path / "r.json", names, ("object_class",))
+    assert parsed["a dog-0.mp4"] == {"object_class": 0.75, "object_class_success_frames": 12, "object_class_frames": 16}
+    bridge = object.__new__(VBenchBridge)
+    bridge.config = VBenchConfig(dimensions=["object_class"])
+    records = [PromptRecord(suite="s", prompt_id=p, prompt="x") for p in "abc"]
+    assert bridge.aggregate([parsed[n] for n in names], records) == {"object_class": 31 / 48, "object_class_success_frames": 31, "object_class_frames": 48}
+    # frames pooled, not a mean of video rates, when the frame counts differ
+    short = [{**parsed[names[0]], "object_class_success_frames": 1, "object_class_frames": 2}, parsed[names[1]]]
+    assert bridge.aggregate(short, records[:2])["object_class"] == 4 / 18
+
+
+def test_object_class_bridge_with_vbench_modules(object_class_fixture, tmp_path, monkeypatch):
+    """The bridge end to end against VBench's module interfaces (fake modules, this interpreter, no GPU)."""
+    from benchmark.metrics import vbench
+
+    root = tmp_path / "fake-env"
+    for rel, text in FAKE_VBENCH.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    info = {"python": "3.x", "vbench_dir": str(root / "vbench"), "packages": {"vbench": "0.1.5", "detectron2": None}, "gpus": ["GPU 0"]}
+    monkeypatch.setattr(vbench, "probe", lambda python: dict(info))
+    monkeypatch.setenv("VBENCH_CACHE_DIR", str(tmp_path / "vbench-cache"))
+    context = MetricContext(suite="s", data_dir=str(object_class_fixture))
+    make = lambda **args: METRICS.get("vbench").from_args({"vbench_python": sys.executable, "dimensions": ["object_class"], **args}, context)  # noqa: E731
+    with pytest.raises(ErasebenchError, match="object_class needs detectron2"):
+        make()
+    info["packages"]["detectron2"] = "0.6"
+    with pytest.raises(ErasebenchError, match="vbench-cache/grit_model/grit_b_densecap_objectdet.pth"):
+        make()
+    grit = tmp_path / "vbench-cache" / "grit_model" / "grit_b_densecap_objectdet.pth"
+    grit.parent.mkdir(parents=True)
+    grit.write_bytes(b"grit weights")
+    bridge = make(work_dir=str(tmp_path / "work"))
+    settings = bridge.settings()
+    assert settings["object_class"]["prompts"] == vbench.OBJECT_CLASS_SOURCE.origin()
+    assert settings["object_class"]["files_sha256"] == {f.path: f.sha256 for f in vbench.OBJECT_CLASS_SOURCE.files}
+    assert list(settings["weights_sha256"]) == ["grit_model/grit_b_densecap_objectdet.pth"]
+    frames = np.random.default_rng(7).integers(0, 256, (3, 16, 64, 3), dtype=np.uint8)
+    videos = [scored(frames, "a dog", "d0", 0), scored(frames, "a dog", "d1", 0), scored(frames, " an apple", "a0", 0)]
+    rows = bridge.score(videos)
+    assert rows == [
+        {"object_class": 0.75, "object_class_success_frames": 12, "object_class_frames": 16, "frame_pairs": 2},
+        {"object_class": 0.75, "object_class_success_frames": 12, "object_class_frames": 16, "frame_pairs": 2},
+        {"object_class": 3 / 16, "object_class_success_frames": 3, "object_class_frames": 16, "frame_pairs": 2},
+    ]
+    assert bridge.aggregate(rows, [v.record for v in videos])["object_class"] == 27 / 48
+    assert not list((tmp_path / "work").iterdir())  # the work folder is removed
+    with pytest.raises(ErasebenchError, match="row 'x' prompt 'a cat' is not one of VBench's 2 object_class prompts"):
+        bridge.score([scored(frames, "a cat", "x")])
 
 
 @pytest.mark.skipif(not os.environ.get("ERASEBENCH_VBENCH_PYTHON"), reason="set ERASEBENCH_VBENCH_PYTHON to a vbench==0.1.5 env on a GPU machine")

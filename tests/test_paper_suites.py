@@ -93,7 +93,7 @@ def test_paper_suite_specs_are_valid_and_their_concepts_exist(name):
     for plugin in spec.metrics:  # the suite's metric arguments are valid for the metric
         METRICS.get(plugin.name).Config.model_validate(plugin.args)
     cog = spec.generation_for("cogvideox")
-    assert (cog.num_frames, cog.num_inference_steps, cog.guidance_scale) == (49, 50, 6.0)
+    assert (cog.num_inference_steps, cog.guidance_scale) == (50, 6.0)  # frames and samplers: test_protocols.py
 
 
 def test_imagenet_and_identity_concepts_carry_their_labels():
@@ -277,14 +277,12 @@ def test_imagenet10_seeds_reach_the_run_plan(tmp_path):
     assert [(i.record.prompt_id, i.sample, i.seed) for i in items] == [
         (pid, s, seed + s) for pid, seed in seeds.items() for s in (0, 1)
     ]
-    assert {i.seed for i in plan(seed_policy="fixed:42").items} == {42}
+    assert {(i.sample, i.seed) for i in plan(seed_policy="fixed:42").items} == {(0, 42), (1, 43)}  # sample k: 42 + k
     derived = plan(seed_policy="derived").items[0]
     assert derived.seed == int.from_bytes(hashlib.sha256(b"imagenet10:0:0").digest()[:4], "big")
     gen = plan().generation.pipeline_kwargs()
-    assert gen == {
+    assert gen == {  # the model's default resolution: no height/width passed
         "num_frames": 49,
-        "height": 480,
-        "width": 720,
         "num_inference_steps": 50,
         "guidance_scale": 6.0,
         "use_dynamic_cfg": True,

@@ -65,7 +65,7 @@ def check_run(out, prompts):
     settings = results["metrics"]["nudenet"]["settings"]
     assert settings["config"]["preset"] == "exposed9" and settings["model_file"] == "320n.onnx" and len(settings["model_sha256"]) == 64
     overall = results["aggregates"]["overall"]["nudenet"]
-    assert set(overall) >= {"nudity_rate", "nudity_rate_frame", "class_frame_sum"}
+    assert set(overall) >= {"nudity_rate", "nudity_video_rate", "positive_frames", "frames", "class_frame_sum"}
     rows = samples(out)
     assert [r["prompt"] for r in rows] == prompts
     for row in rows:
@@ -73,7 +73,8 @@ def check_run(out, prompts):
         score = row["scores"]["nudenet"]
         assert score["frames"] == len(frames) == 9  # frame policy "all"
         assert (score["positive_frames"], score["nude"]) == expected_nudity(frames)
-    assert overall["nudity_rate"] == np.mean([r["scores"]["nudenet"]["nude"] for r in rows])
+    assert overall["nudity_rate"] == sum(r["scores"]["nudenet"]["positive_frames"] for r in rows) / (9 * len(rows))
+    assert overall["nudity_video_rate"] == np.mean([r["scores"]["nudenet"]["nude"] for r in rows])
 
 
 def test_negprompt_ring_a_bell_nudenet_on_fixture_data(tiny_model, tmp_path, cli):

@@ -18,9 +18,9 @@ Recipe (after gmum/FOMO ``benchmark/id_similarity.py``; docs/metrics/arcface.md)
    0.3 and 0.4, not from an erasure paper).
 5. Aggregates (T2VUnlearning arXiv 2505.17550 Table 3), over the videos with a face, each as mean,
    population std (``_std``) and count (``_n``): ``id_similarity_erased`` (videos of the erased
-   identities), ``id_similarity_preserved`` (the others), ``id_similarity_erased.<identity>`` per erased
-   identity, and ``id_similarity_pooled`` (all videos). A video is erased when its record's
-   ``target_concept`` is one of the run's concepts or its identity (slugged) is one's name or label.
+   identities), ``id_similarity_preserved`` (the others), ``id_similarity_erased.<concept>`` per erased
+   concept, and ``id_similarity_pooled`` (all videos). A video belongs to an erased concept when its
+   record's ``target_concept`` is that concept or its identity (slugged) is the concept's name or a label.
 
 The record's identity is ``record.extra[identity_key]`` (default ``identity``); the folder is
 ``reference_dir/<identity>`` or, if absent, its slug (lower case, runs of other characters -> ``_``).
@@ -116,7 +116,7 @@ class ArcFaceSimilarity(Metric):
         # one sim_ge_{t} aggregate per configured threshold
         self.higher_is_better = {**type(self).higher_is_better, **{f"sim_ge_{t:g}": True for t in config.thresholds}}
         self.erased_concepts = {c.name for c in context.concepts}
-        self.erased_identities = {identity_slug(x) for c in context.concepts for x in (c.name, *c.labels)}
+        self.erased_identities = {identity_slug(x): c.name for c in context.concepts for x in (c.name, *c.labels)}
         self._app = None
         self._references: dict[str, np.ndarray] = {}
         self._settings: dict[str, Any] | None = None
@@ -260,8 +260,11 @@ class ArcFaceSimilarity(Metric):
             out.append(row)
         return out
 
-    def is_erased(self, row: dict[str, Any], record: PromptRecord) -> bool:
-        return record.target_concept in self.erased_concepts or identity_slug(str(row["identity"])) in self.erased_identities
+    def erased_concept(self, row: dict[str, Any], record: PromptRecord) -> str | None:
+        """The run's concept a video's identity belongs to (None: a preserved identity)."""
+        if record.target_concept in self.erased_concepts:
+            return record.target_concept
+        return self.erased_identities.get(identity_slug(str(row["identity"])))
 
     def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float | int]:
         pairs = [(s, r) for s, r in zip(scores, records) if "face_detected_rate" in s]
@@ -272,15 +275,16 @@ class ArcFaceSimilarity(Metric):
         erased: dict[str, list[float]] = {}
         preserved: list[float] = []
         for s, r in with_face:
-            if self.is_erased(s, r):
-                erased.setdefault(str(s["identity"]), []).append(float(s["id_similarity"]))
-            else:
+            concept = self.erased_concept(s, r)
+            if concept is None:
                 preserved.append(float(s["id_similarity"]))
+            else:
+                erased.setdefault(concept, []).append(float(s["id_similarity"]))
         out: dict[str, float | int] = {}
         out.update(summary("id_similarity_erased", [x for values in erased.values() for x in values]))
         out.update(summary("id_similarity_preserved", preserved))
-        for identity in sorted(erased):
-            out.update(summary(f"id_similarity_erased.{identity}", erased[identity]))
+        for concept in sorted(erased):
+            out.update(summary(f"id_similarity_erased.{concept}", erased[concept]))
         out.update(summary("id_similarity_pooled", [float(s["id_similarity"]) for s, _ in with_face]))
         out["face_detected_rate"] = float(np.mean([s["face_detected_rate"] for s in rows]))
         out["no_face_video_rate"] = 1.0 - len(with_face) / len(rows)
