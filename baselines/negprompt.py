@@ -49,4 +49,4 @@ class NegativePrompt(Eraser):
 
     def call_kwargs(self, family: ModelFamily, records: list[PromptRecord]) -> dict[str, Any]:
         text = self.negative_text()
-        return family.negative_prompt_kwargs(text) if text else {}
+        return family.negative_prompt_kwargs(text, len(records)) if text else {}

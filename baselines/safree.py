@@ -288,7 +288,7 @@ class SAFREE(Eraser):
             for cls_name in family.pipeline_classes:
                 kwargs.update(REFERENCE_SAMPLERS.get(cls_name, {}))
         if self.negative_mode(family) == "keywords":
-            kwargs.update(family.negative_prompt_kwargs(self.negative_text()))
+            kwargs.update(family.negative_prompt_kwargs(self.negative_text(), max(1, len(records))))
             if records and isinstance(kwargs.get("negative_prompt"), str):
                 # one per prompt: TextToVideoSDPipeline refuses a str negative prompt beside a list of prompts
                 kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * len(records)

@@ -2,18 +2,20 @@
 
 arXiv 2505.17550; inference, adapter format and mask function from TobisawaMisakii/T2VUnlearning@17caba9 (a
 verbatim copy of the official VDIGPKU release); training reconstructed from Receler
-(jasper0314-huang/Receler@3ccedc9 ``train_receler.py``, ``receler/concept_reg.py``) as in
-shared/specs/erasers.md section 3:
+(jasper0314-huang/Receler@3ccedc9 ``train_receler.py``, ``receler/concept_reg.py``). Protocol, recipe per
+(family, concept kind), training prompts and every deviation with its parity flag: docs/erasers/t2vunlearning.md.
 
     A(h) = W_up GELU(W_down h + b_down) + b_up,  h <- h + A(h)  (video tokens, W_up = b_up = 0 at init)
     v_neg = v(x_t, "", t) - eta (v(x_t, c, t) - v(x_t, "", t))          (adapters off, no grad)
     L = |v_neg - v'(x_t, c, t)|^2 + alpha L_loc + beta |v'(x_t, c_pre, t) - v(x_t, c_pre, t)|^2
 
-``x_t`` comes from the frozen pipeline's own sampler stopped at a random step ``k`` (CFG ``xt_guidance``);
-``L_loc`` keeps the adapter output ``E_l`` at zero outside the thresholded text-to-video attention mask of
-the concept tokens (chunked over query rows). Only adapter parameters train, in fp32 with Adam; the backbone
-runs under autocast when it is half precision. Sites come from ``ModelFamily.site_modules(pipe,
-"video_attention")``; CogVideoX and HunyuanVideo follow the release, Wan and ZeroScope are ports.
+``eta``, ``alpha``, ``beta``, iterations and lr left unset take the paper's recipe for the model family and the
+concept kind (``RECIPES``), or the ``small`` preset on denoisers under 10M parameters. ``x_t`` comes from the
+frozen pipeline's own sampler stopped at a random step ``k`` (CFG ``xt_guidance``); ``L_loc`` keeps the adapter
+output ``E_l`` at zero outside the thresholded text-to-video attention mask of the concept tokens (chunked over
+query rows). Only adapter parameters train, in fp32 with Adam; the backbone runs under autocast when it is half
+precision. Sites come from ``ModelFamily.site_modules(pipe, "video_attention")``; CogVideoX and HunyuanVideo
+follow the release, Wan and ZeroScope are ports.
 
 Artifacts: ``eraser_weights.safetensors`` with the released keys (``transformer_blocks.{i}.attn1.adapter.down.weight``
 ...) and ``eraser_config.json`` (``{"eraser_type": "adapter", "eraser_rank": r, ...}``). ``from_checkpoint`` loads a
@@ -60,11 +62,12 @@ from .t2vunlearning_core import (
 from .t2vunlearning_data import (
     Conditioning,
     PipelineDriver,
+    TrainingPrompts,
     concept_words,
     default_preserves,
-    default_targets,
     llm_rewrites,
     template_augment,
+    training_prompts,
 )
 
 log = logging.getLogger("erasebench.t2vunlearning")
@@ -73,42 +76,66 @@ SITE_KIND = "video_attention"
 WEIGHTS_FILE = "eraser_weights.safetensors"
 RELEASED_WEIGHTS_FILE = "eraser_weights.pt"
 CONFIG_FILE = "eraser_config.json"
-PARITY_FLAGS = ("mask_alias_bug", "mask_from_raw_qk", "esd_timestep_pairing")
+PARITY_FLAGS = ("mask_alias_bug", "mask_from_raw_qk", "esd_timestep_pairing", "adapter_in_model_dtype")
 # families whose insertion sites follow released T2VUnlearning code; results elsewhere are labelled "(port)"
 REFERENCE_FAMILIES = frozenset({"cogvideox", "hunyuanvideo"})
 
-# Training schedules. "reference": the values of section 3.2 (Adam 1e-4, 500 iterations, the family's own
-# number of sampler steps for x_t). "small": for denoisers under SMALL_MODEL_PARAMS parameters (the shapes
-# model, tiny test models), where the spec leaves iterations, lr and x_t steps open and a CPU fit must stay
-# short. "auto" picks "small" below that size, else "reference".
-PRESETS: dict[str, dict[str, Any]] = {
-    "reference": {"iterations": 500, "lr": 1e-4, "xt_steps": None},
-    "small": {"iterations": 60, "lr": 1e-3, "xt_steps": 10},
-}
+# The paper's recipe (arXiv 2505.17550 section 4 and appendix; docs/erasers/t2vunlearning.md "Recipe") as rows
+# (family, concept kind, values, source): "*" matches anything and later rows override earlier ones. The paper
+# ran CogVideoX and HunyuanVideo only; Wan and ZeroScope take the CogVideoX row (our choice, documented).
+RECIPES: tuple[tuple[str, str, dict[str, Any], str], ...] = (
+    ("*", "*", {"eta": 7.0, "alpha": 1.0, "beta": 0.0, "iterations": 500, "lr": 1e-4}, "paper: CogVideoX, every experiment"),
+    ("hunyuanvideo", "*", {"eta": 3.0, "alpha": 5.0, "beta": 5.0}, "paper: HunyuanVideo nudity"),
+    ("*", "identity", {"eta": 5.0}, "paper: faces"),
+    ("*", "object", {"iterations": 300}, "paper: ImageNet objects (300 epochs)"),
+)
+RECIPE_KEYS = ("eta", "alpha", "beta", "iterations", "lr")
+# "small": erasebench's CPU preset for denoisers under SMALL_MODEL_PARAMS parameters (the shapes model, tiny test
+# models), not the paper's: a CPU fit must stay short. "auto" picks it below that size, else the paper's recipe.
+SMALL_PRESET: dict[str, Any] = {"eta": 3.0, "alpha": 5.0, "beta": 1.0, "iterations": 60, "lr": 1e-3, "xt_steps": 10}
 SMALL_MODEL_PARAMS = 10_000_000
+# prompt augmentation: the rewriter's prompt type by concept kind (the release's "i2p" and "face"), else "plain"
+REWRITER_TYPES = {"unsafe": "i2p", "identity": "face"}
+
+
+def paper_recipe(family: str, kind: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The recipe's values for (family, concept kind) and, per value, the table row it came from."""
+    values: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for fam, knd, row, source in RECIPES:
+        if fam in ("*", family) and knd in ("*", kind):
+            values.update(row)
+            origin.update({key: source for key in row})
+    return values, origin
 
 
 class T2VUnlearningConfig(EraserConfig):
     rank: int = Field(default=128, ge=1)
-    eta: float = 3.0  # negative guidance
-    alpha: float = Field(default=5.0, ge=0)  # localization weight
-    beta: float = Field(default=1.0, ge=0)  # preservation weight
-    tau: float = Field(default=0.1, ge=0, le=1)  # mask threshold
-    preset: Literal["auto", "reference", "small"] = "auto"
+    # None: the recipe for the model family and concept kind (RECIPES), or the small preset
+    eta: float | None = None  # negative guidance
+    alpha: float | None = Field(default=None, ge=0)  # localization weight
+    beta: float | None = Field(default=None, ge=0)  # preservation weight
     iterations: int | None = Field(default=None, ge=1)
     lr: float | None = Field(default=None, gt=0)
-    xt_steps: int | None = Field(default=None, ge=1)  # sampler steps N for x_t (None: the preset's)
+    tau: float = Field(default=0.1, ge=0, le=1)  # mask threshold
+    preset: Literal["auto", "paper", "small"] = "auto"
+    xt_steps: int | None = Field(default=None, ge=1)  # sampler steps N for x_t (None: the run's; small preset 10)
     xt_guidance: float = Field(default=3.0, ge=0)  # CFG g_s while sampling x_t
     num_frames: int = Field(default=9, ge=1)
     height: int | None = Field(default=None, ge=8)
     width: int | None = Field(default=None, ge=8)
     short_side: int = Field(default=256, ge=8)  # training clip: the model's native size scaled to this short side
-    prompts: tuple[str, ...] = ()  # target prompts (default: first halves of the concept's pairs, else keywords)
-    preserve_prompts: tuple[str, ...] = ()  # default: targets with the concept word swapped for each preserve concept
-    augment: Literal["none", "templates"] = "none"
-    rewriter: str | None = None  # local chat LLM folder for prompt rewriting (section 3 step 4)
-    rewriter_style: Literal["cogvideox", "hunyuan"] = "cogvideox"
-    rewriter_type: Literal["plain", "i2p", "face"] = "plain"
+    # training prompts: the paper's published ones where they exist ("auto" falls back to the concept file's with
+    # one log line, "published" refuses to), or built from the concept file; prompts / preserve_prompts override
+    prompt_source: Literal["auto", "published", "concept"] = "auto"
+    prompts: tuple[str, ...] = ()
+    preserve_prompts: tuple[str, ...] = ()
+    # "llm": rewrites by a local chat model (``rewriter``, step 4); "templates": built-in paraphrases (not the
+    # paper's); None: "llm" when a rewriter is given, else none (the paper's default runs without augmentation)
+    augment: Literal["none", "llm", "templates"] | None = None
+    rewriter: str | None = None  # local chat LLM folder (saved with save_pretrained)
+    rewriter_style: Literal["cogvideox", "hunyuan"] | None = None  # None: the family's (hunyuan on HunyuanVideo)
+    rewriter_type: Literal["plain", "i2p", "face"] | None = None  # None: by concept kind (unsafe i2p, identity face)
     rewrites: int = Field(default=3, ge=1)
     mask_chunk: int = Field(default=256, ge=1)  # query rows per chunk of the mask softmax
     seed: int = 0
@@ -118,6 +145,7 @@ class T2VUnlearningConfig(EraserConfig):
     mask_alias_bug: bool = False
     mask_from_raw_qk: bool = False
     esd_timestep_pairing: bool = False
+    adapter_in_model_dtype: bool = False  # inference: h + A(h) in the model's dtype, as the release casts the adapter
 
     @model_validator(mode="before")
     @classmethod
@@ -128,6 +156,18 @@ class T2VUnlearningConfig(EraserConfig):
                 raise ValueError(f"parity=true switches on every parity flag; remove {off[0]}=false")
             data = {**data, **{flag: True for flag in PARITY_FLAGS}}
         return data
+
+    @model_validator(mode="after")
+    def _augmentation(self) -> "T2VUnlearningConfig":
+        if self.augment == "llm" and not self.rewriter:
+            raise ValueError("augment=llm needs rewriter=<folder of a local chat model>; without one, use augment=none")
+        if self.rewriter and self.augment in ("none", "templates"):
+            raise ValueError(f"rewriter is given but augment={self.augment}; drop the rewriter or use augment=llm")
+        return self
+
+    @property
+    def augmentation(self) -> str:
+        return self.augment or ("llm" if self.rewriter else "none")
 
 
 def _param_count(module: torch.nn.Module) -> int:
@@ -142,7 +182,7 @@ class T2VUnlearning(Eraser):
     version = "1"
     source = (
         "arXiv 2505.17550; TobisawaMisakii/T2VUnlearning@17caba9 (official release copy); "
-        "Receler jasper0314-huang/Receler@3ccedc9 train_receler.py, receler/concept_reg.py; shared/specs/erasers.md section 3"
+        "Receler jasper0314-huang/Receler@3ccedc9 train_receler.py, receler/concept_reg.py; docs/erasers/t2vunlearning.md"
     )
     Config = T2VUnlearningConfig
 
@@ -150,6 +190,7 @@ class T2VUnlearning(Eraser):
         super().__init__(config, concepts)
         self._adapters: AdapterSet | None = None
         self._info: dict[str, Any] = {}
+        self._prompt_sets: dict[str | None, TrainingPrompts] = {}  # by the run's --data-dir
         if config.from_checkpoint is not None:
             self._checkpoint_files()  # a missing or wrong path is bad input, reported before anything runs
 
@@ -181,15 +222,78 @@ class T2VUnlearning(Eraser):
         )
 
     def fingerprint(self) -> str:
+        """The base fingerprint, plus the published prompt files a fit trains on (a fallback to the concept's
+        prompts trains exactly as ``prompt_source=concept`` does), or the checkpoint's bytes."""
         base = super().fingerprint()
-        if self.config.from_checkpoint is None:
-            return base
-        return stable_hash({"base": base, "files": {f.name: file_sha256(f) for f in self._checkpoint_files()}})
+        if self.config.from_checkpoint is not None:
+            return stable_hash({"base": base, "files": {f.name: file_sha256(f) for f in self._checkpoint_files()}})
+        pins = self.training_prompts().data_pins()
+        return stable_hash({"base": base, "training_prompts": pins}) if pins else base
 
     def settings(self) -> dict[str, Any]:
+        """The config, the resolved recipe (after fit or apply) and the training prompts' source."""
         out = super().settings()
+        if self.config.from_checkpoint is None:
+            out["prompt_source"] = self.training_prompts().sources
         out.update(self._info)
         return out
+
+    # ---- recipe and prompts --------------------------------------------------------------------
+    def concept_kind(self) -> str:
+        """The concepts' kind; concepts of different kinds count as ``other``."""
+        kinds = {c.kind for c in self.concepts}
+        return kinds.pop() if len(kinds) == 1 else "other"
+
+    def resolve_recipe(self, family: ModelFamily, denoiser: torch.nn.Module, pipe: Any) -> dict[str, Any]:
+        """eta, alpha, beta, iterations, lr and x_t steps: config values win, then the preset (``paper``: the
+        ``RECIPES`` row for the family and concept kind; ``small``: ``SMALL_PRESET``); x_t steps default to the
+        run's number of sampler steps (else the pipeline's default). ``from`` names each value's origin."""
+        import inspect
+
+        cfg: T2VUnlearningConfig = self.config  # type: ignore[assignment]
+        params = _param_count(denoiser)
+        kind = self.concept_kind()
+        preset = cfg.preset if cfg.preset != "auto" else ("small" if params < SMALL_MODEL_PARAMS else "paper")
+        if preset == "paper":
+            values, origin = paper_recipe(family.name, kind)
+            values["xt_steps"], origin["xt_steps"] = None, "the run's sampler steps"
+        else:
+            values = dict(SMALL_PRESET)
+            origin = {key: "small preset" for key in values}
+        for key in (*RECIPE_KEYS, "xt_steps"):
+            if getattr(cfg, key) is not None:
+                values[key], origin[key] = getattr(cfg, key), "config"
+        if values["xt_steps"] is None:
+            run_steps = self._run_generation().get("num_inference_steps")
+            default = inspect.signature(pipe.__call__).parameters.get("num_inference_steps")
+            if run_steps:
+                values["xt_steps"] = int(run_steps)
+            elif default is not None and isinstance(default.default, int):
+                values["xt_steps"] = int(default.default)
+            else:
+                values["xt_steps"] = 50
+        return {"preset": preset, "family": family.name, "concept_kind": kind, "denoiser_params": params, **values, "from": origin}
+
+    def training_prompts(self) -> TrainingPrompts:
+        """Target and preserve prompts before augmentation (resolved once per ``--data-dir``): the config's
+        ``prompts`` / ``preserve_prompts`` when given, else the published or concept-derived sets."""
+        cfg: T2VUnlearningConfig = self.config  # type: ignore[assignment]
+        data_dir = self.run_context.data_dir
+        if data_dir not in self._prompt_sets:
+            found = training_prompts(self.concepts, "concept" if cfg.prompts else cfg.prompt_source, data_dir)
+            if cfg.prompts:
+                found = TrainingPrompts(list(cfg.prompts), default_preserves(self.concepts, list(cfg.prompts)), [{"source": "config"}])
+            if cfg.preserve_prompts:
+                found = TrainingPrompts(found.targets, list(cfg.preserve_prompts), found.sources + [{"preserve": "config"}])
+            self._prompt_sets[data_dir] = found
+        return self._prompt_sets[data_dir]
+
+    def rewriter_settings(self, family: ModelFamily) -> dict[str, str]:
+        """The rewriter's style (the family's: ``hunyuan`` on HunyuanVideo, else ``cogvideox``) and prompt type (by
+        concept kind), unless the config sets them."""
+        cfg: T2VUnlearningConfig = self.config  # type: ignore[assignment]
+        style = self.family_default(family, "rewriter_style", cfg.rewriter_style) or "cogvideox"
+        return {"style": style, "type": cfg.rewriter_type or REWRITER_TYPES.get(self.concept_kind(), "plain")}
 
     # ---- sites and loading ---------------------------------------------------------------------
     def _sites(self, pipe: Any, family: ModelFamily) -> list[tuple[str, torch.nn.Module]]:
@@ -212,7 +316,8 @@ class T2VUnlearning(Eraser):
             raise ErasebenchError(f"adapter checkpoint {str(source)!r} is not a {{module_name: adapter_state_dict}} dict")
         return {str(k): {str(kk): vv for kk, vv in v.items()} for k, v in raw.items()}
 
-    def load_checkpoint(self, source: Path, sites: list[tuple[str, torch.nn.Module]], device: Any) -> AdapterSet:
+    def load_checkpoint(self, source: Path, sites: list[tuple[str, torch.nn.Module]], device: Any, dtype: Any = None) -> AdapterSet:
+        """The adapters of a checkpoint on the sites, in fp32 (``dtype`` given: in that dtype, computed natively)."""
         widths = {name: site_width(module) for name, module in sites}
         nested = self._load_state(source)
         rank = check_state(nested, widths, str(source))
@@ -223,7 +328,10 @@ class T2VUnlearning(Eraser):
                 raise ErasebenchError(f"{str(config_path)!r}: eraser_type {meta.get('eraser_type')!r} is not supported; only 'adapter'")
             if int(meta.get("eraser_rank", rank)) != rank:
                 raise ErasebenchError(f"{str(config_path)!r}: eraser_rank {meta['eraser_rank']} but the weights have rank {rank}")
-        return AdapterSet(sites, adapters_from_state(nested, widths, rank, device))
+        adapters = adapters_from_state(nested, widths, rank, device)
+        if dtype is not None:
+            adapters = {name: a.to(dtype=dtype) for name, a in adapters.items()}
+        return AdapterSet(sites, adapters, native=dtype is not None)
 
     def apply(self, pipe: Any, family: ModelFamily, artifact_dir: Path | None) -> None:
         if self._adapters is not None:
@@ -241,8 +349,13 @@ class T2VUnlearning(Eraser):
             source = artifact_dir / WEIGHTS_FILE
             meta_path = artifact_dir / CONFIG_FILE
             if meta_path.is_file():
-                self._info.setdefault("training", json.loads(meta_path.read_text()).get("erasebench", {}).get("training"))
-        self._adapters = self.load_checkpoint(source, sites, device).attach()
+                meta = json.loads(meta_path.read_text()).get("erasebench", {})
+                self._info.setdefault("training", meta.get("training"))
+                if meta.get("recipe"):
+                    self._info.setdefault("recipe", meta["recipe"])
+            self._info.setdefault("recipe", self.resolve_recipe(family, denoiser, pipe))
+        dtype = next(denoiser.parameters()).dtype if self.config.adapter_in_model_dtype else None
+        self._adapters = self.load_checkpoint(source, sites, device, dtype).attach()
         self._info.update(
             {
                 "adapter_sites": len(sites),
@@ -266,29 +379,6 @@ class T2VUnlearning(Eraser):
 
     def _run_generation(self) -> dict[str, Any]:
         return dict(self.run_context.generation)
-
-    def resolve_schedule(self, denoiser: torch.nn.Module, pipe: Any) -> dict[str, Any]:
-        """Iterations, lr and x_t steps: config values win, then the preset; the reference preset samples x_t
-        with the run's number of steps (else the pipeline's default)."""
-        import inspect
-
-        cfg: T2VUnlearningConfig = self.config  # type: ignore[assignment]
-        params = _param_count(denoiser)
-        preset = cfg.preset if cfg.preset != "auto" else ("small" if params < SMALL_MODEL_PARAMS else "reference")
-        values = dict(PRESETS[preset])
-        for key in ("iterations", "lr", "xt_steps"):
-            if getattr(cfg, key) is not None:
-                values[key] = getattr(cfg, key)
-        if values["xt_steps"] is None:
-            run_steps = self._run_generation().get("num_inference_steps")
-            default = inspect.signature(pipe.__call__).parameters.get("num_inference_steps")
-            if run_steps:
-                values["xt_steps"] = int(run_steps)
-            elif default is not None and isinstance(default.default, int):
-                values["xt_steps"] = int(default.default)
-            else:
-                values["xt_steps"] = 50
-        return {"preset": preset, "denoiser_params": params, **values}
 
     def _call_kwargs(self, pipe: Any, family: ModelFamily) -> dict[str, Any]:
         """Pipeline kwargs for probes and x_t sampling: family defaults, the run's generation settings (its
@@ -325,25 +415,26 @@ class T2VUnlearning(Eraser):
 
         return {"height": cfg.height or snap(h * scale), "width": cfg.width or snap(w * scale)}
 
-    def _prompts(self, device: Any) -> tuple[list[str], list[str], dict[str, Any]]:
+    def _prompts(self, family: ModelFamily, device: Any) -> tuple[list[str], list[str]]:
+        """The training prompts plus their augmentation: LLM rewrites of every target (``augment=llm``) or the
+        built-in paraphrases (``augment=templates``)."""
         cfg: T2VUnlearningConfig = self.config  # type: ignore[assignment]
-        targets = list(cfg.prompts) or default_targets(self.concepts)
-        preserves = list(cfg.preserve_prompts) or default_preserves(self.concepts, targets)
-        words = concept_words(self.concepts)
+        found = self.training_prompts()
+        targets, preserves = list(found.targets), list(found.preserves)
         extra: list[str] = []
-        rng = np.random.default_rng(self._seed())
-        if cfg.augment == "templates":
-            extra += template_augment(targets, words, rng)
-        if cfg.rewriter:
+        if cfg.augmentation == "templates":
+            extra += template_augment(targets, concept_words(self.concepts), np.random.default_rng(self._seed()))
+        elif cfg.augmentation == "llm":
+            rewriter = self.rewriter_settings(family)
             name = self.concepts[0].display_name if self.concepts else ""
             extra += llm_rewrites(
-                cfg.rewriter, targets, per_prompt=cfg.rewrites, style=cfg.rewriter_style, kind=cfg.rewriter_type,
+                cfg.rewriter, targets, per_prompt=cfg.rewrites, style=rewriter["style"], kind=rewriter["type"],
                 name=name, seed=self._seed(), device=device,
             )
         all_targets = targets + [p for p in extra if p not in targets]
         if not all_targets:
             raise ErasebenchError("t2vunlearning has no target prompt: give the concept pairs or keywords, or the eraser arg prompts")
-        return all_targets, preserves, {"targets": all_targets, "preserve": preserves}
+        return all_targets, preserves
 
     def _site_scores(self, rec: SiteAttention, cond: Conditioning) -> torch.Tensor | None:
         """Concept score per video token of one site (``(B_attn, n_video)``), or None when the prompt has no

@@ -1,12 +1,13 @@
 """T2VUnlearning math: residual adapters, attention-derived concept masks, losses, checkpoint layout.
 
-Sources (shared/specs/erasers.md section 3): arXiv 2505.17550; TobisawaMisakii/T2VUnlearning@17caba9 (a
+Sources (docs/erasers/t2vunlearning.md): arXiv 2505.17550; TobisawaMisakii/T2VUnlearning@17caba9 (a
 verbatim copy of the official VDIGPKU release: adapter format, eraser checkpoint layout, mask function);
 Receler, jasper0314-huang/Receler@3ccedc9 ``receler/concept_reg.py`` and @00ba63e
 ``receler/erasers/diffusers_erasers.py`` (localization loss, per-block erasers). Written from the spec.
 
 * Adapter: ``A(h) = W_up GELU(W_down h + b_down) + b_up`` with ``W_up = b_up = 0`` at init, applied as
-  ``h <- h + A(h)`` to the video tokens of an attention output, in fp32 whatever the backbone dtype.
+  ``h <- h + A(h)`` to the video tokens of an attention output, in fp32 whatever the backbone dtype (parity flag
+  ``adapter_in_model_dtype``: in the backbone's dtype, as the release's inference code casts it).
 * Concept score of a video query ``i``: ``a_i = sum_{j in concept tokens} mean_heads softmax_j(q_i k^T / sqrt(d_h))``,
   the softmax over every key of the attention (joint ``[text; video]`` or cross), computed in chunks of query
   rows (exact: each chunk holds full rows), so memory grows with ``rows_per_chunk * L``, never ``L^2``.
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import ErasebenchError
+from benchmark.hooks import HookSet
 
 ADAPTER_SUFFIX = ".adapter"
 ADAPTER_KEYS = ("down.weight", "down.bias", "up.weight", "up.bias")
@@ -92,33 +94,34 @@ class AdapterSet:
 
     ``enabled`` turns every adapter off at once (the frozen teacher is the same network); it never
     touches training mode. With ``record`` set to a dict, each hook stores its adapter output ``E_l``
-    (video tokens, fp32, with gradient) under the site name. Nothing is registered in the denoiser, so
-    ``detach()`` leaves its modules and state dict exactly as they were.
+    (video tokens, with gradient) under the site name. Nothing is registered in the denoiser (the hooks
+    live in one ``HookSet``), so ``detach()`` leaves its modules and state dict exactly as they were.
+    ``native=True`` (parity flag ``adapter_in_model_dtype``) computes ``h + A(h)`` in the adapters' own dtype
+    (cast to the model's by the caller) instead of fp32.
     """
 
-    def __init__(self, sites: list[tuple[str, nn.Module]], adapters: dict[str, Adapter]):
+    def __init__(self, sites: list[tuple[str, nn.Module]], adapters: dict[str, Adapter], native: bool = False):
         missing = [name for name, _ in sites if name not in adapters]
         if missing:
             raise ErasebenchError(f"no adapter for site {missing[0]!r} ({len(missing)} sites without adapters)")
         self.sites = sites
         self.adapters = adapters
+        self.native = native
         self.enabled = True
         self.record: dict[str, torch.Tensor] | None = None
-        self._handles: list[Any] = []
+        self._hooks = HookSet()
 
     def parameters(self) -> list[nn.Parameter]:
         return [p for name, _ in self.sites for p in self.adapters[name].parameters()]
 
     def attach(self) -> "AdapterSet":
-        if not self._handles:
+        if not len(self._hooks):
             for name, module in self.sites:
-                self._handles.append(module.register_forward_hook(self._hook(name)))
+                self._hooks.post(f"adapter:{name}", module, self._hook(name))
         return self
 
     def detach(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._hooks.clear()
 
     @contextmanager
     def switched(self, enabled: bool) -> Iterator[None]:
@@ -136,12 +139,17 @@ class AdapterSet:
             if not self.enabled:
                 return None
             video = video_part(output)
-            x = video.float()
-            with torch.autocast(device_type=video.device.type, enabled=False):
-                delta = adapter(x)
+            if self.native:  # the release: h + A(h) in the model's dtype
+                delta = adapter(video)
+                out = video + delta
+            else:
+                x = video.float()
+                with torch.autocast(device_type=video.device.type, enabled=False):
+                    delta = adapter(x)
+                out = (x + delta).to(video.dtype)
             if self.record is not None:
                 self.record[name] = delta
-            return replace_video_part(output, (x + delta).to(video.dtype))
+            return replace_video_part(output, out)
 
         return hook
 
@@ -393,7 +401,7 @@ class AttentionRecorder:
         self.score = score
         self.records: dict[str, SiteAttention] = {}
         self.current: str | None = None
-        self._handles: list[Any] = []
+        self._hooks = HookSet()
         self._sdpa = None
 
     def __enter__(self) -> "AttentionRecorder":
@@ -405,12 +413,12 @@ class AttentionRecorder:
                     raise ErasebenchError(
                         f"site {name!r} ({type(module).__name__}) has no separate {attr} projection; concept masks need it"
                     )
-            self._handles.append(module.register_forward_pre_hook(self._site_pre(name), with_kwargs=True))
-            self._handles.append(module.register_forward_hook(self._site_post(name)))
-            self._handles.append(module.to_q.register_forward_pre_hook(self._to_q_pre(name)))
+            self._hooks.pre(f"site:{name}", module, self._site_pre(name), with_kwargs=True)
+            self._hooks.post(f"site-done:{name}", module, self._site_post(name))
+            self._hooks.pre(f"layout:{name}", module.to_q, self._to_q_pre(name))
             if self.raw:
-                self._handles.append(module.to_q.register_forward_hook(self._proj_post(name, "q")))
-                self._handles.append(module.to_k.register_forward_hook(self._proj_post(name, "k")))
+                self._hooks.post(f"raw-q:{name}", module.to_q, self._proj_post(name, "q"))
+                self._hooks.post(f"raw-k:{name}", module.to_k, self._proj_post(name, "k"))
         if not self.raw:
             self._sdpa = F.scaled_dot_product_attention
             original = self._sdpa
@@ -431,9 +439,7 @@ class AttentionRecorder:
     def __exit__(self, *exc: Any) -> None:
         import torch.nn.functional as F
 
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
+        self._hooks.clear()
         if self._sdpa is not None:
             F.scaled_dot_product_attention = self._sdpa
             self._sdpa = None

@@ -1,6 +1,6 @@
 """T2VUnlearning training data: conditioning probes, pseudo data ``x_t`` from the frozen pipeline, prompt sets.
 
-Everything family-specific is left to the pipeline itself (shared/specs/erasers.md section 3, steps 2 and 4):
+Everything family-specific is left to the pipeline itself (docs/erasers/t2vunlearning.md, steps 2 and 4):
 
 * **Conditioning probe.** The pipeline is called with one prompt and ``guidance_scale=1`` (no CFG) and stopped at
   its first denoiser call; that call's keyword arguments (text embeddings, masks, pooled vectors, rotary tables,
@@ -9,9 +9,11 @@ Everything family-specific is left to the pipeline itself (shared/specs/erasers.
 * **Pseudo data.** ``x_t`` is the denoiser input at step ``k`` of the pipeline's own sampler (its scheduler, CFG
   ``g_s``), run from fresh noise with the adapters off and stopped there (no cache). Steps are counted by
   wrapping ``scheduler.step`` on the instance for the duration of the call.
-* **Prompts.** Targets: the first halves of the concept's ``pairs`` (else its keywords); preserve prompts: the
-  targets with the concept word replaced by each ``preserve`` concept, the pairs' second halves and the preserve
-  names. Augmentation: built-in template paraphrases, or a local chat LLM through ``transformers`` (step 4).
+* **Prompts.** The paper's published training prompts where the release has them (``PUBLISHED_PROMPTS``: the
+  nudity prompt pairs, the face templates), read from ``--data-dir``, the data cache or a pinned download; else
+  prompts built from the concept file: targets = the first halves of its ``pairs`` (else its keywords), preserve
+  prompts = the targets with the concept word replaced by each ``preserve`` concept, the pairs' second halves and
+  the preserve names. Augmentation: a local chat LLM through ``transformers`` (step 4), or built-in templates.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ import inspect
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from benchmark.errors import ErasebenchError
+from benchmark.hooks import HookSet
 from benchmark.specs import ConceptSpec
 
 log = logging.getLogger("erasebench.t2vunlearning")
@@ -156,7 +160,8 @@ class PipelineDriver:
                 captured["call"] = _flatten_bound(self.signature, args, kw)
                 raise _Stop
 
-        handle = self.denoiser.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        hooks = HookSet()
+        hooks.pre("stop-at-step", self.denoiser, pre_hook, with_kwargs=True)
         scheduler.step = counting_step
         try:
             self.pipe(**kwargs)
@@ -165,7 +170,7 @@ class PipelineDriver:
         except TypeError as exc:
             raise ErasebenchError(f"pipeline call for t2vunlearning training failed: {exc}") from None
         finally:
-            handle.remove()
+            hooks.clear()
             try:
                 del scheduler.step
             except AttributeError:
@@ -187,12 +192,10 @@ class PipelineDriver:
             ids = args[0] if args else kw.get("input_ids")
             seen.append((ids, kw.get("attention_mask")))
 
-        handle = self.text_encoder.register_forward_pre_hook(te_hook, with_kwargs=True)
-        try:
+        with HookSet() as hooks:
+            hooks.pre("record-ids", self.text_encoder, te_hook, with_kwargs=True)
             generator = torch.Generator(device=self.device).manual_seed(0)
             call = self._run_until(self._kwargs(prompt=prompt, guidance_scale=1.0, num_inference_steps=steps, generator=generator), 0)
-        finally:
-            handle.remove()
         if not seen or seen[0][0] is None:
             raise ErasebenchError("the pipeline did not call its text encoder with input ids; cannot locate concept tokens")
         ids_tensor, mask = seen[0]
@@ -306,6 +309,141 @@ def default_preserves(concepts: list[ConceptSpec], targets: list[str]) -> list[s
     return out
 
 
+# ---- the paper's published training prompts ------------------------------------------------------
+
+RELEASE_REPO = "TobisawaMisakii/T2VUnlearning"
+RELEASE_COMMIT = "f626c6f10f72c611d2ab739ff23c1a933a1671d0"
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    """One file of the release at ``RELEASE_REPO@RELEASE_COMMIT``: ``pairs`` (``prompt`` / ``normal prompt``
+    columns: target and preserve prompt) or ``templates`` (``prompt`` column: actions without a subject, the
+    identity's name goes in front)."""
+
+    path: str
+    sha256: str
+    form: Literal["pairs", "templates"]
+
+    def origin(self) -> str:
+        return f"{RELEASE_REPO}@{RELEASE_COMMIT[:7]} {self.path}"
+
+
+# Which concepts have published training prompts (docs/erasers/t2vunlearning.md "Training prompts"): a concept
+# name first, then a concept kind.
+PUBLISHED_PROMPTS: dict[str, PromptFile] = {
+    "nudity": PromptFile(
+        "evaluation/data/10prompt_pairs.csv", "7b46b3523c0e1d2481c4960d93bdc99d8c93cd7b3cd48acbc5529f4fd0d40e7e", "pairs"
+    ),
+    "identity": PromptFile(
+        "evaluation/data/face_ori.csv", "5ac4f98a956a26622fba0bf507beeaff3c7885841888123dfb13e4dbef74e13b", "templates"
+    ),
+}
+
+
+def published_file(concept: ConceptSpec) -> PromptFile | None:
+    return PUBLISHED_PROMPTS.get(concept.name) or PUBLISHED_PROMPTS.get(concept.kind)
+
+
+def read_prompt_file(file: PromptFile, data_dir: str | Path | None) -> list[dict[str, Any]]:
+    """The file's rows, found like a suite's data file (``--data-dir`` in the release's layout or by name, the data
+    cache, else downloaded from the pinned commit unless offline) and checked against its sha256.
+
+    Raises ``MissingDataError`` when it is nowhere and cannot be downloaded, ``SuiteError`` when a copy is wrong."""
+    from benchmark.suites import SourceFile, SourceSpec, SuiteSpec, fetch_source_files, parse_data
+
+    source = SourceSpec(repo=RELEASE_REPO, commit=RELEASE_COMMIT, files=(SourceFile(path=file.path, sha256=file.sha256),), format="csv")
+    spec = SuiteSpec(name="t2vunlearning-training-prompts", version="1", description="T2VUnlearning training prompts", source=source)
+    ((_, path, raw),) = fetch_source_files(spec, Path(__file__), data_dir)
+    return parse_data(source, raw, path.name)
+
+
+def published_prompts(concept: ConceptSpec, file: PromptFile, rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Targets and preserve prompts of one concept from a published file.
+
+    ``pairs``: targets = the ``prompt`` column, preserve = the ``normal prompt`` column, then the concept's
+    ``preserve`` names. ``templates``: each distinct template once, in file order; targets = ``"<display name>
+    <template>"``, preserve = ``"<preserve concept> <template>"`` for every ``preserve`` entry."""
+    if file.form == "pairs":
+        missing = {"prompt", "normal prompt"} - set(rows[0] if rows else {})
+        if missing:
+            raise ErasebenchError(f"{file.origin()} has no column {sorted(missing)[0]!r}; the pinned file is malformed")
+        targets = [r["prompt"].strip() for r in rows]
+        preserves = [r["normal prompt"].strip() for r in rows] + list(concept.preserve)
+        return targets, preserves
+    templates: list[str] = []
+    for r in rows:
+        t = r.get("prompt", "").strip()
+        if t and t not in templates:
+            templates.append(t)
+    targets = [f"{concept.display_name} {t}" for t in templates]
+    preserves = [f"{other} {t}" for other in concept.preserve for t in templates]
+    return targets, preserves
+
+
+@dataclass
+class TrainingPrompts:
+    """The prompt sets a fit trains on, and where each concept's came from (pinned in ``settings()``)."""
+
+    targets: list[str]
+    preserves: list[str]
+    sources: list[dict[str, Any]]
+
+    def data_pins(self) -> list[dict[str, str]]:
+        """The published files used (path and sha256): part of the eraser's fingerprint."""
+        return [{"file": s["file"], "sha256": s["sha256"]} for s in self.sources if s["source"] == "published"]
+
+
+def training_prompts(concepts: list[ConceptSpec], mode: str, data_dir: str | Path | None) -> TrainingPrompts:
+    """Per concept: the published prompts (``mode`` ``auto`` or ``published``) or the concept-derived ones
+    (``concept``, or ``auto`` when the concept has no published file). ``auto`` falls back to the concept-derived
+    prompts with one log line when the published file is missing; ``published`` makes that an error."""
+    from benchmark.suites import MissingDataError
+
+    targets: list[str] = []
+    preserves: list[str] = []
+    sources: list[dict[str, Any]] = []
+
+    def add(items: list[str], into: list[str]) -> None:
+        into.extend(p for p in items if p not in into)
+
+    for c in concepts:
+        file = published_file(c) if mode != "concept" else None
+        if mode == "published" and file is None:
+            raise ErasebenchError(
+                f"t2vunlearning prompt_source=published: concept {c.name!r} (kind {c.kind}) has no published training "
+                f"prompts (published: {', '.join(PUBLISHED_PROMPTS)}); use prompt_source=auto or concept"
+            )
+        note = None
+        if file is not None:
+            try:
+                rows = read_prompt_file(file, data_dir)
+            except MissingDataError as exc:
+                if mode == "published":
+                    raise ErasebenchError(f"t2vunlearning prompt_source=published: {exc}") from None
+                note = str(exc)
+                log.warning(
+                    "t2vunlearning: the paper's training prompts for %r (%s) are not available, so it trains on prompts "
+                    "built from the concept file (recorded as prompt source 'concept-fallback'): %s", c.name, file.origin(), exc,
+                )
+            else:
+                t, p = published_prompts(c, file, rows)
+                add(t, targets)
+                add(p, preserves)
+                sources.append({"concept": c.name, "source": "published", "file": file.origin(), "sha256": file.sha256,
+                                "targets": len(t), "preserve": len(p)})
+                continue
+        t = default_targets([c])
+        p = default_preserves([c], t)
+        add(t, targets)
+        add([x for x in p if x not in targets], preserves)
+        entry: dict[str, Any] = {"concept": c.name, "source": "concept-fallback" if note else "concept", "targets": len(t), "preserve": len(p)}
+        if note:
+            entry["unavailable"] = file.origin()
+        sources.append(entry)
+    return TrainingPrompts(targets, preserves, sources)
+
+
 TEMPLATE_PARAPHRASES = ("{word}", "a {word}", "a video of {prompt}")
 
 
@@ -332,7 +470,8 @@ def template_augment(targets: list[str], words: list[str], rng: np.random.Genera
     return out
 
 
-# The two rewriter styles of section 3 step 4, in our own words (the released system prompts are not reused).
+# The two rewriter styles of step 4 (docs/erasers/t2vunlearning.md), in our own words: the released system
+# prompts and few-shot examples are not reused, so rewrites are not the reference's (a documented deviation).
 REWRITER_STYLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "cogvideox": (
         "You turn short video ideas into one detailed prompt for a text-to-video model. Keep every subject, "
@@ -378,6 +517,20 @@ REWRITER_STYLES: dict[str, tuple[str, list[tuple[str, str]]]] = {
 }
 
 
+I2P_PREFIX = "an explicit scene of "
+
+
+def rewrite_messages(prompt: str, style: str, kind: str) -> list[dict[str, str]]:
+    """The chat for one rewrite: the style's system prompt and few-shots, then the prompt; ``kind="i2p"`` puts
+    ``"an explicit scene of "`` in front of the prompt given to the LLM (as the release's rewriter does)."""
+    system, shots = REWRITER_STYLES[style]
+    messages = [{"role": "system", "content": system}]
+    for user, answer in shots:
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+    messages.append({"role": "user", "content": (I2P_PREFIX + prompt) if kind == "i2p" else prompt})
+    return messages
+
+
 def llm_rewrites(
     path: str,
     prompts: list[str],
@@ -392,8 +545,9 @@ def llm_rewrites(
     max_new_tokens: int = 200,
 ) -> list[str]:
     """Rewrite each prompt ``per_prompt`` times with a local chat LLM (``do_sample=True``, ``num_beams=1``,
-    ``max_new_tokens=200``). ``kind="i2p"`` prefixes ``"an explicit scene of "``; ``kind="face"`` resamples (at most
-    ``max_attempts`` times) until the output contains ``name`` (case-insensitive) and drops the prompt otherwise."""
+    ``max_new_tokens=200``). ``kind="i2p"`` asks for ``"an explicit scene of <prompt>"``; ``kind="face"`` resamples
+    (at most ``max_attempts`` times per rewrite, where the release loops without bound) until the output contains
+    ``name`` (case-insensitive) and drops the rewrite otherwise."""
     from pathlib import Path
 
     if not Path(path).exists():
@@ -404,15 +558,11 @@ def llm_rewrites(
     model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).to(device).eval()
     if getattr(tokenizer, "chat_template", None) is None:
         raise ErasebenchError(f"rewriter {path!r} has no chat template; use a chat (instruction-tuned) model")
-    system, shots = REWRITER_STYLES[style]
     out: list[str] = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for prompt in prompts:
-            messages = [{"role": "system", "content": system}]
-            for user, answer in shots:
-                messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
-            messages.append({"role": "user", "content": prompt})
+            messages = rewrite_messages(prompt, style, kind)
             encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
             encoded = {k: v.to(device) for k, v in encoded.items()}
             made = 0
@@ -427,8 +577,6 @@ def llm_rewrites(
                     continue
                 if kind == "face" and name.lower() not in text.lower():
                     continue
-                if kind == "i2p" and not text.lower().startswith("an explicit scene of"):
-                    text = "an explicit scene of " + text
                 out.append(text)
                 made += 1
             if made < per_prompt:

@@ -155,7 +155,7 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     concepts = [load_concept(name, suite.path.parent if suite.path else None) for name in spec.concepts] or suite.concepts()
     eraser_cls = ERASERS.get(spec.eraser.name)
     eraser = eraser_cls.from_args(spec.eraser.args, concepts)
-    metrics, notes = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device))
+    metrics, notes = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device, data_dir=spec.data_dir))
     eraser.check_family(family)
     generation = suite.spec.generation_for(family.name).merged(GenerationSettings.model_validate(spec.generation))
     check_scheduler(generation.scheduler)
@@ -172,8 +172,8 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
 
 
 def category_mean(by_category: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    """Unweighted mean over categories of each numeric aggregate (the refusal-vector paper's "Average" row),
-    beside ``overall``, the rate pooled over every video; keys some category lacks are left out."""
+    """Unweighted mean over categories of each rate (float aggregate; counts are not averaged), the
+    refusal-vector paper's "Average" row, beside ``overall``, pooled over every video (docs/results.md)."""
     if len(by_category) < 2:
         return {}
     out: dict[str, dict[str, float]] = {}
@@ -181,8 +181,7 @@ def category_mean(by_category: dict[str, dict[str, dict[str, Any]]]) -> dict[str
     for metric in categories[0]:
         keys = [
             k for k, v in categories[0][metric].items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and all(isinstance(c.get(metric, {}).get(k), (int, float)) for c in categories)
+            if isinstance(v, float) and all(isinstance(c.get(metric, {}).get(k), float) for c in categories)
         ]
         out[metric] = {k: float(np.mean([c[metric][k] for c in categories])) for k in keys}
     return out

@@ -546,8 +546,13 @@ def fetch_source_files(
                 continue
         missing.append(file)
     if missing:
-        raise SuiteError(missing_files_message(spec, missing, data_dir, list(reasons)))
+        raise MissingDataError(missing_files_message(spec, missing, data_dir, list(reasons)))
     return found
+
+
+class MissingDataError(SuiteError):
+    """A data file is nowhere (not in --data-dir, the cache or beside the YAML) and cannot be downloaded; a file
+    that is there but wrong stays a plain ``SuiteError``. Callers with a fallback catch only this."""
 
 
 def missing_files_message(

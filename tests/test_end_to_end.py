@@ -63,7 +63,7 @@ def test_negprompt_changes_the_unconditional_text(tiny_model, tmp_path, cli):
     results = only_results(tmp_path)
     assert results["eraser"]["negative_prompt"] == "church"
     sidecar = json.loads((tmp_path / samples(tmp_path)[0]["video"]).with_suffix(".json").read_text())
-    assert sidecar["eraser_call_kwargs"] == {"negative_prompt": "church"}
+    assert sidecar["eraser_call_kwargs"] == {"negative_prompt": ["church"]}
 
 
 def test_rerun_generates_and_scores_nothing_twice(tiny_model, tmp_path, cli):

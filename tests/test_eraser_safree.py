@@ -1,4 +1,4 @@
-"""SAFREE (baselines/safree.py): the math of shared/specs/erasers.md section 2.6 and tiny pipelines of every family."""
+"""SAFREE (baselines/safree.py, docs/erasers/safree.md): the math, the parity flags and tiny pipelines of every family."""
 
 from __future__ import annotations
 
@@ -12,7 +12,17 @@ from benchmark.specs import ConceptSpec, PromptRecord
 from tiny_pipelines import TINY_CALL_SETTINGS
 
 from baselines.negprompt import NegativePrompt
-from baselines.safree import SAFREE, projector, project_rows, remove_subspace, svf_steps, trigger_test
+from baselines.safree import (
+    SAFREE,
+    _PromptDecision,
+    project_rows,
+    projector,
+    reference_projection,
+    reference_trigger_test,
+    remove_subspace,
+    svf_steps,
+    trigger_test,
+)
 
 NUDITY = ConceptSpec(name="nudity", display_name="nudity", keywords=("naked", "nude", "nudity", "sexual"))
 PROMPTS = ["a naked man walking in the park", "a dog running on the beach", "a nude woman and a cat"]
@@ -104,13 +114,43 @@ def test_trigger_test_flags_only_the_vector_far_from_the_concept_subspace():
     assert not trigger_test(C, equal, alpha=0.01)[2].any()
 
 
-def test_bf16_projection_parity_is_close_to_fp32():
+def _reference_step(C, pooled, rows, alpha):
+    """The released pipelines' projection step written out with their operations in their order and dtypes
+    (SAFREE cogvideox_pipeline.py ``projection_matrix`` / ``mask_to_onp``; rows 1..n carry decisions 0..n-1)."""
+    def proj(E):
+        return E.float() @ torch.pinverse((E.T.float() @ E.float()).float()) @ E.T.float()
+
+    keep = torch.eye(C.shape[0]) - proj(C)
+    dist = torch.norm(keep.bfloat16() @ pooled.T.bfloat16(), dim=0)
+    means = torch.tensor([torch.mean(torch.cat((dist[:i], dist[i + 1 :]))) for i in range(pooled.shape[0])])
+    inverse = torch.zeros(rows.shape[0], dtype=torch.bool)
+    inverse[1 : pooled.shape[0] + 1] = dist >= (1.0 + alpha) * means
+    new = (keep.bfloat16() @ proj(pooled.T).bfloat16() @ rows.T.bfloat16()).T
+    return torch.where(~inverse[:, None], rows, new), inverse
+
+
+def test_bf16_projection_parity_reproduces_the_reference_arithmetic():
     gen = torch.Generator().manual_seed(2)
-    C, M, X = torch.randn(32, 3, generator=gen), torch.randn(32, 6, generator=gen), torch.randn(5, 32, generator=gen)
-    exact = remove_subspace(C, project_rows(M, X))
-    low = remove_subspace(C, project_rows(M, X, torch.bfloat16), torch.bfloat16)
-    assert low.dtype == torch.bfloat16 and not torch.equal(low.float(), exact)
-    torch.testing.assert_close(low.float(), exact, atol=0.1, rtol=0.05)
+    C, pooled = torch.randn(32, 3, generator=gen), torch.randn(6, 32, generator=gen)
+    pooled[2] += 3.0 * torch.randn(32, generator=gen)  # one masked copy far from the others
+    rows = torch.randn(10, 32, generator=gen).bfloat16()
+    expected, inverse = _reference_step(C, pooled, rows, alpha=0.01)
+    assert inverse.any() and not inverse.all()
+    eraser = make(parity=True)
+    decision = _PromptDecision(positions=list(range(6)), rows=list(range(1, 7)), truncated=False, skipped=False, masked_pooled=pooled)
+    merged, triggers, _ = eraser._edit(C, decision, rows, valid_rows=8)
+    assert triggers == inverse.nonzero().flatten().tolist()
+    assert merged.dtype == expected.dtype and torch.equal(merged, expected)  # bit for bit
+    # the flags and the projection alone, against the transcription
+    d, mu, flags = reference_trigger_test(C, pooled, 0.01)
+    assert d.dtype == torch.bfloat16 and flags.tolist() == inverse[1:7].tolist()
+    torch.testing.assert_close(reference_projection(C, pooled.T, rows.float()).float(),
+                               remove_subspace(C, project_rows(pooled.T, rows.float())), atol=0.15, rtol=0.05)
+    # the default (fp32) path is the same math without the rounding
+    fixed, fixed_triggers, _ = make()._edit(C, decision, rows.float(), valid_rows=8)
+    assert fixed.dtype == torch.float32 and fixed_triggers == triggers
+    torch.testing.assert_close(fixed, merged.float(), atol=0.15, rtol=0.05)
+    assert not torch.equal(fixed, merged.float())
 
 
 def test_svf_map_values():
@@ -127,7 +167,7 @@ def test_config_validation_and_fingerprint():
             make(**bad)
     assert make().fingerprint() != make(alpha=0.1).fingerprint() != make(variant="paper-svf").fingerprint()
     fam = FAMILIES.get("cogvideox")()
-    assert make().call_kwargs(fam, []) == {"negative_prompt": "naked, nude, nudity, sexual"}
+    assert make().call_kwargs(fam, []) == {"negative_prompt": ["naked, nude, nudity, sexual"]}
     assert make(negative_prompt="off").call_kwargs(fam, []) == {}
     assert make(negative_prompt=False).config.negative_prompt == "off"  # YAML reads `off` as false
     assert make().call_kwargs(FAMILIES.get("hunyuanvideo")(), []) == {}  # the port has no negative prompt
@@ -329,3 +369,47 @@ def test_runner_writes_safree_facts_into_sidecars(tiny_model, tmp_path, cli):
     info = sidecar["eraser_info"]
     assert info["safree_variant"] == "released" and info["safree_skipped"] is False
     assert info["safree_tested"]["text_encoder"] == [0, 1, 2, 3, 4]  # "a church in the snow": 5 tokens + EOS
+
+
+def test_hunyuan_llama_pooling_default_and_port_parity(pipes):
+    """LLaMA (pooling "mean"): vectors from the final layer. Default: masked copies inside the template, mean over
+    the prompt's rows, decision i on row i. ``llama_port_pooling`` (in ``parity``): copies of the cropped ids alone,
+    keyword vectors averaged over the whole padded template, decision i on row i + 1 (the port's offsets)."""
+    pipe, fam = pipes("hunyuanvideo"), FAMILIES.get("hunyuanvideo")()
+    template = TINY_CALL_SETTINGS["hunyuanvideo"]["prompt_template"]
+    crop, width = template["crop_start"], template["crop_start"] + TINY_CALL_SETTINGS["hunyuanvideo"]["max_sequence_length"]
+    prompt = PROMPTS[0]
+    ids = pipe.tokenizer(template["template"].format(prompt))["input_ids"]
+    n = len(ids) - crop - 1  # the prompt's tokens; the last one is <|eot_id|>
+    pad = pipe.tokenizer.pad_token_id
+
+    def final(rows, mask=None):
+        with torch.inference_mode():
+            return pipe.text_encoder(input_ids=torch.tensor(rows), attention_mask=mask).last_hidden_state.float()
+
+    for port in (False, True):
+        eraser = make(alpha=-0.5, **({"parity": True} if port else {}))
+        eraser.apply(pipe, fam, None)
+        try:
+            _, info = generate(pipe, "hunyuanvideo", eraser, [prompt])
+        finally:
+            eraser.remove(pipe, fam)
+        decision = next(d for key, d in eraser._decision_cache.items() if key[0] == 0)
+        C = next(c for key, c in eraser._concept_cache.items() if key[0] == 0)
+        assert info[0]["safree_tested"]["text_encoder"] == list(range(n))  # never CLIP offsets on the LLaMA rows
+        assert decision.rows == (list(range(1, n + 1)) if port else list(range(n)))
+        assert info[0]["safree_triggers"]["text_encoder"] and set(info[0]["safree_triggers"]["text_encoder"]) <= set(decision.rows)
+        copies = []
+        for i in range(n):
+            seq = list(ids[crop:]) if port else list(ids)
+            seq[i if port else crop + i] = 0
+            copies.append(seq)
+        by_hand = final(copies).mean(1) if port else final(copies)[:, crop:].mean(1)
+        torch.testing.assert_close(decision.masked_pooled, by_hand, atol=1e-5, rtol=0)
+        vectors = []
+        for word in NUDITY.keywords:
+            seq = ids[:crop] + pipe.tokenizer(word, add_special_tokens=False)["input_ids"] + ids[-1:]
+            mask = torch.tensor([[1] * len(seq) + [0] * (width - len(seq))])
+            out = final([seq + [pad] * (width - len(seq))], mask)[0]
+            vectors.append(out.mean(0) if port else out[crop : len(seq)].mean(0))
+        torch.testing.assert_close(C, torch.stack(vectors).T, atol=1e-5, rtol=0)

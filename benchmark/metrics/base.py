@@ -68,6 +68,8 @@ class Metric:
     Config: ClassVar[type[MetricConfig]] = MetricConfig
     higher_is_better: ClassVar[dict[str, bool]] = {}
     batch_size: ClassVar[int] = 16
+    # what the metric needs outside the run (a service, another environment), for the runner's notes
+    requires: ClassVar[str] = ""
 
     def __init__(self, config: MetricConfig, context: MetricContext):
         self.config = config

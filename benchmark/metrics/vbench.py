@@ -319,6 +319,7 @@ class VBenchBridge(Metric):
     Config = VBenchConfig
     higher_is_better = {dim: True for dim in BRIDGE_DIMENSIONS}
     batch_size = 32
+    requires = "vbench_python, a separate vbench==0.1.5 environment, and a CUDA GPU"
 
     def __init__(self, config: VBenchConfig, context: MetricContext):
         super().__init__(config, context)

@@ -33,7 +33,7 @@ class ModelFamily:
     # which tokens of a site's input are text: "text" (the whole input is text, padding masked),
     # "text_prefix" (joint sequence [text; video], text first), "video" (no text tokens)
     site_tokens: ClassVar[dict[str, str]] = {}
-    # how each text encoder's output is pooled into one vector per text (SAFREE's concept vectors):
+    # how each text encoder's output is pooled into one vector per text (e.g. a concept's text vector):
     # "first" (first token, T5), "pooled" (the encoder's pooler_output, CLIP), "mean" (mean over valid tokens)
     text_pooling: ClassVar[tuple[str, ...]] = ("first",)
 
@@ -41,9 +41,10 @@ class ModelFamily:
         """Call kwargs the model needs beyond the pipeline's own defaults (read from the loaded config)."""
         return {}
 
-    def negative_prompt_kwargs(self, text: str) -> dict[str, Any]:
-        """Call kwargs that make CFG's unconditional branch use ``text``."""
-        return {"negative_prompt": text}
+    def negative_prompt_kwargs(self, text: str, batch: int = 1) -> dict[str, Any]:
+        """Call kwargs that make CFG's unconditional branch use ``text`` for each of ``batch`` prompts (a list,
+        since some pipelines refuse a str negative prompt beside a list of prompts)."""
+        return {"negative_prompt": [text] * batch}
 
     def frames(self, output: Any) -> np.ndarray:
         """Pipeline output (``output_type="np"``) -> float32 array (B, F, H, W, 3) in [0, 1]."""

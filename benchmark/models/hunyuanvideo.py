@@ -2,8 +2,8 @@
 
 A LLaMA-based encoder plus CLIP-L pooled text; dual-stream ``transformer_blocks`` (joint attention,
 separate ``ff``/``ff_context``) then single-stream blocks over ``[video; text]``. The model is
-guidance-distilled, so a negative prompt needs true CFG (``true_cfg_scale``; T2VUnlearning
-``test_hunyuan_negprompt.py``, diffusers issue #10768): ``true_cfg_scale=6.0``, embedded guidance 1.0.
+guidance-distilled, so a negative prompt needs true CFG (``true_cfg_scale``; the negative-prompt
+script of arXiv 2505.17550's code, diffusers issue #10768; docs/models.md): ``true_cfg_scale=6.0``, embedded guidance 1.0.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Family(ModelFamily):
     true_cfg_scale: float = 6.0
     embedded_guidance: float = 1.0
 
-    def negative_prompt_kwargs(self, text: str) -> dict[str, Any]:
+    def negative_prompt_kwargs(self, text: str, batch: int = 1) -> dict[str, Any]:
         if not text:
             return {}
-        return {"negative_prompt": text, "true_cfg_scale": self.true_cfg_scale, "guidance_scale": self.embedded_guidance}
+        return {"negative_prompt": [text] * batch, "true_cfg_scale": self.true_cfg_scale, "guidance_scale": self.embedded_guidance}
