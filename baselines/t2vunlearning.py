@@ -185,6 +185,8 @@ class T2VUnlearning(Eraser):
         "Receler jasper0314-huang/Receler@3ccedc9 train_receler.py, receler/concept_reg.py; docs/erasers/t2vunlearning.md"
     )
     Config = T2VUnlearningConfig
+    # the release's HunyuanVideo rewriter writes short prompts (docs/erasers/t2vunlearning.md "Prompt augmentation")
+    family_defaults = {"hunyuanvideo": {"rewriter_style": "hunyuan"}}
 
     def __init__(self, config: T2VUnlearningConfig, concepts):
         super().__init__(config, concepts)
@@ -485,12 +487,12 @@ class T2VUnlearning(Eraser):
         start = time.perf_counter()
         with self.trainer(pipe, family) as trainer:
             history, iter_times = [], []
-            for it in range(int(trainer.schedule["iterations"])):
+            for it in range(int(trainer.recipe["iterations"])):
                 t0 = time.perf_counter()
                 history.append(trainer.step(trainer.draw()))
                 iter_times.append(time.perf_counter() - t0)
             training = {
-                **trainer.schedule,
+                "iterations": trainer.recipe["iterations"],
                 "clip": trainer.clip,
                 "prompts": {"targets": trainer.targets, "preserve": trainer.preserves},
                 "iterations_without_concept_tokens": trainer.no_mask,
@@ -500,6 +502,7 @@ class T2VUnlearning(Eraser):
                 "loss_first": _mean_losses(history[: max(1, len(history) // 10)]),
                 "loss_last": _mean_losses(history[-max(1, len(history) // 10) :]),
             }
+            self._info["recipe"] = trainer.recipe
             self._save(trainer.adapters, artifact_dir, training, family)
             self._info["training"] = training
             log.info(
@@ -524,6 +527,8 @@ class T2VUnlearning(Eraser):
                     "family": family.name,
                     "sites": [name for name, _ in adapters.sites],
                     "config": self.config.model_dump(mode="json"),
+                    "recipe": self._info.get("recipe"),
+                    "prompt_source": self.training_prompts().sources,
                     "training": training,
                 },
             },
@@ -565,8 +570,9 @@ class Trainer:
         self.denoiser = getattr(pipe, family.denoiser)
         first = next(self.denoiser.parameters())
         self.device, self.dtype = first.device, first.dtype
-        self.schedule = eraser.resolve_schedule(self.denoiser, pipe)
-        self.steps = int(self.schedule["xt_steps"])
+        self.recipe = eraser.resolve_recipe(family, self.denoiser, pipe)
+        self.eta, self.alpha, self.beta = (float(self.recipe[k]) for k in ("eta", "alpha", "beta"))
+        self.steps = int(self.recipe["xt_steps"])
         widths = {name: site_width(module) for name, module in self.sites}
         self.adapters = AdapterSet(self.sites, build_adapters(widths, cfg.rank, eraser._seed(), self.device))
         call_kwargs = eraser._call_kwargs(pipe, family)
@@ -583,12 +589,12 @@ class Trainer:
                 p.requires_grad_(False)
             self.driver.call_kwargs.update(eraser._clip_size(self.driver, self.steps))
             self.clip = {"num_frames": cfg.num_frames, "height": self.driver.call_kwargs["height"], "width": self.driver.call_kwargs["width"]}
-            self.targets, self.preserves, _ = eraser._prompts(self.device)
+            self.targets, self.preserves = eraser._prompts(family, self.device)
             self.words = concept_words(eraser.concepts)
             self.conds: dict[str, Conditioning] = {}
-            self.use_pre = cfg.beta > 0 and bool(self.preserves)
+            self.use_pre = self.beta > 0 and bool(self.preserves)
             self.rng = np.random.default_rng(eraser._seed() + 1)
-            self.optimizer = torch.optim.Adam(self.adapters.parameters(), lr=float(self.schedule["lr"]))
+            self.optimizer = torch.optim.Adam(self.adapters.parameters(), lr=float(self.recipe["lr"]))
             self.adapters.attach()
         except BaseException:
             self.close()
@@ -631,12 +637,12 @@ class Trainer:
             teacher = [v.float() for v in driver.call_many(rows, t)]  # one batched call when the model allows it
         v_empty, v_cond = teacher[0], teacher[1]
         v_keep = teacher[2] if c_keep else None
-        v_neg = negative_velocity(v_empty, v_cond, cfg.eta)
+        v_neg = negative_velocity(v_empty, v_cond, self.eta)
         record: dict[str, torch.Tensor] = {}
         masks = None
         self.adapters.record = record
         try:
-            if cfg.alpha > 0:
+            if self.alpha > 0:
                 def score(rec: SiteAttention) -> torch.Tensor | None:
                     return self.eraser._site_scores(rec, c_target)
 
@@ -653,13 +659,13 @@ class Trainer:
         out = {"unl": torch.mean((v_student - v_neg) ** 2), "loc": zero, "pre": zero}
         if masks is not None:
             out["loc"] = localization_loss([record[n] for n in self.names], masks)
-        elif cfg.alpha > 0:
+        elif self.alpha > 0:
             self.no_mask += 1
         if c_keep is not None:
             with self.autocast():
                 v_keep_student = driver.call(c_keep, xt[1:2], t).float()
             out["pre"] = torch.mean((v_keep_student - v_keep) ** 2)
-        out["total"] = out["unl"] + cfg.alpha * out["loc"] + cfg.beta * out["pre"]
+        out["total"] = out["unl"] + self.alpha * out["loc"] + self.beta * out["pre"]
         return out
 
     def step(self, batch: Batch) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""T2VUnlearning (shared/specs/erasers.md section 3.5): adapters, checkpoint layout, masks, losses, training."""
+"""T2VUnlearning (baselines/t2vunlearning.py, docs/erasers/t2vunlearning.md): adapters, checkpoint layout, masks,
+losses, training, the recipe table, the training prompts and their source."""
 
 from __future__ import annotations
 
@@ -309,8 +310,10 @@ def test_adapter_zero_init_and_keys():
 
 
 def test_prompt_sets_and_template_paraphrases():
+    from benchmark.models.base import FAMILIES
+
     eraser = T2VUnlearning.from_args({"augment": "templates"}, [CONCEPT])
-    targets, preserves, _ = eraser._prompts("cpu")
+    targets, preserves = eraser._prompts(FAMILIES.get("cogvideox")(), "cpu")
     assert targets[:2] == ["a red dog running", "the dog jumps up"]
     assert {"dog", "a dog", "a video of a red dog running"} <= set(targets)
     assert all("dog" in p for p in targets)
@@ -320,7 +323,7 @@ def test_prompt_sets_and_template_paraphrases():
 def test_llm_rewriter_local_chat_model(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from baselines.t2vunlearning_data import llm_rewrites
+    from baselines.t2vunlearning_data import llm_rewrites, rewrite_messages
     from tiny_pipelines import TINY_VOCAB, build_word_tokenizer
 
     tokenizer = build_word_tokenizer(TINY_VOCAB, "llama")
@@ -337,7 +340,10 @@ def test_llm_rewriter_local_chat_model(tmp_path):
     model.save_pretrained(tmp_path / "llm")
     tokenizer.save_pretrained(tmp_path / "llm")
     out = llm_rewrites(str(tmp_path / "llm"), ["a red dog running"], per_prompt=2, style="hunyuan", kind="i2p", name="dog", seed=0, device="cpu", max_new_tokens=12)
-    assert len(out) == 2 and all(p.startswith("an explicit scene of ") and len(p) > len("an explicit scene of ") for p in out)
+    assert len(out) == 2 and all(p.strip() for p in out)
+    # "i2p" asks the LLM for an explicit scene of the prompt (the release prefixes the input, not the output)
+    assert rewrite_messages("a red dog running", "hunyuan", "i2p")[-1] == {"role": "user", "content": "an explicit scene of a red dog running"}
+    assert rewrite_messages("a red dog running", "cogvideox", "face")[-1]["content"] == "a red dog running"
     # "face": outputs must name the person; a name the model never writes gives no rewrite at all
     assert llm_rewrites(str(tmp_path / "llm"), ["a red dog"], per_prompt=1, style="hunyuan", kind="face", name="zebra", seed=0, device="cpu", max_attempts=2, max_new_tokens=12) == []
     with pytest.raises(ErasebenchError, match="not a local model folder"):
