@@ -224,8 +224,9 @@ class T2VUnlearning(Eraser):
         )
 
     def fingerprint(self) -> str:
-        """The base fingerprint, plus the published prompt files a fit trains on (a fallback to the concept's
-        prompts trains exactly as ``prompt_source=concept`` does), or the checkpoint's bytes."""
+        """The base fingerprint, plus the published prompt files a fit trains on (none when it falls back to the
+        concept's prompts, so a fit on the published file never shares a fallback fit's artifact), or the
+        checkpoint's bytes."""
         base = super().fingerprint()
         if self.config.from_checkpoint is not None:
             return stable_hash({"base": base, "files": {f.name: file_sha256(f) for f in self._checkpoint_files()}})

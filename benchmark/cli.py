@@ -122,6 +122,14 @@ def leaderboard_row(results: dict[str, Any]) -> Table:
             table.add_column(header, justify="right", overflow="fold")
             values.append(f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row(method_label(results), *values)
+    means = results["aggregates"].get("category_mean") or {}
+    if means:  # the mean of per-category rates beside the pooled row (docs/results.md)
+        n = len(results["aggregates"]["by_category"])
+        row = [
+            f"{means.get(metric, {})[key]:.4f}" if key in means.get(metric, {}) else ""
+            for metric, aggregates in overall.items() for key in aggregates
+        ]
+        table.add_row(f"(mean of {n} categories)", *row)
     return table
 
 

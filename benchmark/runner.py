@@ -129,7 +129,7 @@ def build_metrics(spec: RunSpec, suite: Suite, context: MetricContext) -> tuple[
         if plugin.name not in named:
             metric_cls = METRICS.get(plugin.name)
             needs = getattr(metric_cls, "requires", "") or metric_cls.describe()
-            notes.append(f"paper metric {plugin.name!r} not run (needs {needs}): add --metrics {plugin.name}")
+            notes.append(f"paper metric {plugin.name!r} not run: it needs {needs}; add --metrics {plugin.name}")
     return metrics, notes
 
 
@@ -161,7 +161,7 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     check_scheduler(generation.scheduler)
     check_writable(root)
     records = suite.records[: spec.limit] if spec.limit else list(suite.records)
-    samples = spec.samples
+    samples = spec.samples or suite.spec.samples
     items = []
     for record in records:
         for sample in range(samples):
@@ -509,7 +509,7 @@ class Runner:
                 "source": plan.suite.spec.source.model_dump(mode="json", exclude={"inline"}),
                 "seed_policy": plan.spec.seed_policy or plan.suite.spec.seed_policy,
                 "prompts": len(plan.records),
-                "samples": plan.spec.samples,
+                "samples": plan.spec.samples or plan.suite.spec.samples,
                 "concepts": [c.model_dump(mode="json") for c in plan.eraser.concepts],
             },
             "generation": {

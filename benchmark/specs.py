@@ -153,7 +153,7 @@ class RunSpec(Frozen):
     concepts: tuple[str, ...] = ()
     erase_mode: EraseMode | None = None
     metrics: tuple[PluginSpec, ...] = ()
-    samples: int = Field(default=1, ge=1)
+    samples: int | None = Field(default=None, ge=1)  # None: the suite's (1 unless it says otherwise)
     limit: int | None = Field(default=None, ge=1)
     seed: int = 0
     seed_policy: str | None = None

@@ -365,3 +365,231 @@ def test_batched_teacher_call_equals_single_calls(pipes, family):
         assert a.shape == b.shape
         assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
     assert not torch.allclose(single[0], single[1])  # the rows really carry different prompts
+
+
+# ---- the recipe table (docs/erasers/t2vunlearning.md "Recipe") ------------------------------------
+
+KINDS = {
+    "unsafe": ConceptSpec(name="nudity", display_name="nudity", kind="unsafe", keywords=("nudity",), preserve=("person",)),
+    "identity": ConceptSpec(name="barack_obama", display_name="Barack Obama", kind="identity", preserve=("Joe Biden",)),
+    "object": ConceptSpec(name="church", display_name="church", kind="object", keywords=("church",)),
+    "shape": ConceptSpec(name="circle", display_name="circle", kind="shape", keywords=("circle",)),
+}
+# (eta, alpha, beta, iterations, lr) as the paper states them: CogVideoX eta 7, alpha 1, beta 0; HunyuanVideo nudity
+# eta 3, alpha = beta = 5; faces eta 5; ImageNet objects 300 epochs; Adam 1e-4 and 500 epochs otherwise. Wan and
+# ZeroScope (no paper runs) take the CogVideoX values.
+PAPER = {
+    ("cogvideox", "unsafe"): (7.0, 1.0, 0.0, 500, 1e-4),
+    ("cogvideox", "identity"): (5.0, 1.0, 0.0, 500, 1e-4),
+    ("cogvideox", "object"): (7.0, 1.0, 0.0, 300, 1e-4),
+    ("cogvideox", "shape"): (7.0, 1.0, 0.0, 500, 1e-4),
+    ("hunyuanvideo", "unsafe"): (3.0, 5.0, 5.0, 500, 1e-4),
+    ("hunyuanvideo", "identity"): (5.0, 5.0, 5.0, 500, 1e-4),
+    ("hunyuanvideo", "object"): (3.0, 5.0, 5.0, 300, 1e-4),
+    ("wan", "unsafe"): (7.0, 1.0, 0.0, 500, 1e-4),
+    ("wan", "identity"): (5.0, 1.0, 0.0, 500, 1e-4),
+    ("zeroscope", "unsafe"): (7.0, 1.0, 0.0, 500, 1e-4),
+    ("zeroscope", "object"): (7.0, 1.0, 0.0, 300, 1e-4),
+}
+
+
+class _Pipe:
+    def __call__(self, prompt=None, num_inference_steps: int = 40):
+        raise AssertionError("not called")
+
+
+def _recipe(family: str, kind: str, denoiser: torch.nn.Module, generation: dict | None = None, **args):
+    from benchmark.models.base import FAMILIES
+
+    eraser = T2VUnlearning.from_args({"prompt_source": "concept", **args}, [KINDS[kind]])
+    eraser.run_context = RunContext(generation=generation or {})
+    return eraser.resolve_recipe(FAMILIES.get(family)(), denoiser, _Pipe())
+
+
+def test_recipe_table_per_family_and_concept_kind():
+    big = torch.nn.Linear(3200, 3200)  # 10.2M parameters: over the small-preset size, so "auto" is the paper's recipe
+    small = torch.nn.Linear(8, 8)
+    for (family, kind), (eta, alpha, beta, iterations, lr) in PAPER.items():
+        recipe = _recipe(family, kind, big, {"num_inference_steps": 30})
+        assert recipe["preset"] == "paper" and recipe["concept_kind"] == kind, (family, kind)
+        assert (recipe["eta"], recipe["alpha"], recipe["beta"], recipe["iterations"], recipe["lr"]) == (eta, alpha, beta, iterations, lr), (family, kind)
+        assert recipe["xt_steps"] == 30  # x_t from the run's own number of sampler steps
+        assert recipe["from"]["eta"].startswith("paper")
+    assert _recipe("cogvideox", "unsafe", big)["xt_steps"] == 40  # no run setting: the pipeline's default
+    # config values win over the recipe; "from" says so
+    recipe = _recipe("hunyuanvideo", "unsafe", big, eta=2.0, iterations=7)
+    assert (recipe["eta"], recipe["alpha"], recipe["iterations"]) == (2.0, 5.0, 7)
+    assert recipe["from"]["eta"] == "config" and recipe["from"]["alpha"].startswith("paper")
+    # the small preset (CPU models such as the shapes model), whatever the family and kind
+    for family, kind in (("cogvideox", "shape"), ("hunyuanvideo", "unsafe")):
+        recipe = _recipe(family, kind, small, {"num_inference_steps": 25})
+        assert recipe["preset"] == "small"
+        assert (recipe["eta"], recipe["alpha"], recipe["beta"], recipe["iterations"], recipe["lr"], recipe["xt_steps"]) == (3.0, 5.0, 1.0, 60, 1e-3, 10)
+    assert _recipe("cogvideox", "unsafe", small, preset="paper")["eta"] == 7.0
+    assert _recipe("cogvideox", "object", big, preset="small")["iterations"] == 60
+    # mixed concept kinds count as "other": the family row
+    from benchmark.models.base import FAMILIES
+
+    mixed = T2VUnlearning.from_args({"prompt_source": "concept"}, [KINDS["identity"], KINDS["object"]])
+    assert mixed.resolve_recipe(FAMILIES.get("cogvideox")(), big, _Pipe())["eta"] == 7.0
+
+
+def test_rewriter_settings_and_augmentation_arguments():
+    from benchmark.models.base import FAMILIES
+
+    hunyuan, cog = FAMILIES.get("hunyuanvideo")(), FAMILIES.get("cogvideox")()
+    nudity = T2VUnlearning.from_args({}, [KINDS["unsafe"]])
+    assert nudity.config.augmentation == "none"  # the paper's default: no augmentation
+    assert nudity.rewriter_settings(hunyuan) == {"style": "hunyuan", "type": "i2p"}
+    assert nudity.rewriter_settings(cog) == {"style": "cogvideox", "type": "i2p"}
+    face = T2VUnlearning.from_args({"rewriter_style": "hunyuan"}, [KINDS["identity"]])
+    assert face.rewriter_settings(cog) == {"style": "hunyuan", "type": "face"}
+    assert T2VUnlearning.from_args({}, [KINDS["object"]]).rewriter_settings(cog)["type"] == "plain"
+    assert T2VUnlearning.from_args({"rewriter": "/some/llm"}, [CONCEPT]).config.augmentation == "llm"
+    with pytest.raises(ErasebenchError, match="augment=llm needs rewriter"):
+        T2VUnlearning.from_args({"augment": "llm"}, [CONCEPT])
+    with pytest.raises(ErasebenchError, match="rewriter is given but augment=none"):
+        T2VUnlearning.from_args({"augment": "none", "rewriter": "/some/llm"}, [CONCEPT])
+
+
+# ---- training prompts: the paper's published files, the concept fallback ---------------------------
+
+
+@pytest.fixture
+def no_cache(tmp_path, monkeypatch):
+    """An empty data cache and no downloads (conftest sets HF_HUB_OFFLINE)."""
+    monkeypatch.setenv("ERASEBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("ERASEBENCH_OFFLINE", "1")
+    return tmp_path
+
+
+NUDITY_PAIRS = ConceptSpec(
+    name="nudity", display_name="nudity", kind="unsafe", keywords=("nudity",), preserve=("person",),
+    pairs=(("a nude man by a lake", "a man in a coat by a lake"),),
+)
+
+
+def _eraser(concept: ConceptSpec, data_dir=None, **args) -> T2VUnlearning:
+    eraser = T2VUnlearning.from_args(args, [concept])
+    eraser.run_context = RunContext(data_dir=None if data_dir is None else str(data_dir))
+    return eraser
+
+
+def test_published_prompts_from_data_dir(shared_dir, no_cache):
+    import csv
+
+    data = shared_dir / "data"
+    folder = data / "t2vunlearning" / "TobisawaMisakii__T2VUnlearning" / "evaluation" / "data"
+    if not (folder / "10prompt_pairs.csv").is_file():
+        pytest.skip("../shared has no T2VUnlearning training files")
+    rows = list(csv.DictReader((folder / "10prompt_pairs.csv").open(encoding="utf-8-sig")))
+    eraser = _eraser(NUDITY_PAIRS, data)
+    found = eraser.training_prompts()
+    assert found.targets == [r["prompt"] for r in rows] and len(found.targets) == 10
+    assert found.preserves == [r["normal prompt"] for r in rows] + ["person"]
+    (source,) = found.sources
+    assert source["source"] == "published" and source["file"].endswith("evaluation/data/10prompt_pairs.csv")
+    assert eraser.settings()["prompt_source"] == found.sources
+    concept_only = _eraser(NUDITY_PAIRS, data, prompt_source="concept")
+    assert concept_only.training_prompts().targets == ["a nude man by a lake"]
+    # the published file is part of the fingerprint: a fit on it never reuses a fallback fit's artifact or videos
+    (no_cache / "empty").mkdir()
+    assert eraser.fingerprint() != _eraser(NUDITY_PAIRS, no_cache / "empty").fingerprint()
+
+    templates = []
+    for r in csv.DictReader((folder / "face_ori.csv").open(encoding="utf-8-sig")):
+        if r["prompt"] not in templates:
+            templates.append(r["prompt"])
+    face = _eraser(KINDS["identity"], data).training_prompts()
+    assert len(templates) == 30 and face.targets == [f"Barack Obama {t}" for t in templates]
+    assert face.preserves == [f"Joe Biden {t}" for t in templates]
+    assert face.sources[0]["source"] == "published" and face.sources[0]["file"].endswith("face_ori.csv")
+    # objects and shapes have no published training prompts: the concept file's, no log line
+    assert _eraser(KINDS["object"], data).training_prompts().sources[0]["source"] == "concept"
+
+
+def test_missing_published_prompts_fall_back_with_one_log_line(no_cache, caplog, tmp_path):
+    import logging
+
+    empty = tmp_path / "data"
+    empty.mkdir()
+    eraser = _eraser(NUDITY_PAIRS, empty)
+    with caplog.at_level(logging.WARNING, logger="erasebench.t2vunlearning"):
+        found = eraser.training_prompts()
+        eraser.fingerprint()
+        eraser.settings()
+    lines = [r for r in caplog.records if r.name == "erasebench.t2vunlearning"]
+    assert len(lines) == 1 and "10prompt_pairs.csv" in lines[0].getMessage() and "concept-fallback" in lines[0].getMessage()
+    assert found.targets == ["a nude man by a lake"] and found.preserves == ["a man in a coat by a lake", "person"]
+    assert found.sources == [{"concept": "nudity", "source": "concept-fallback", "targets": 1, "preserve": 2,
+                              "unavailable": "TobisawaMisakii/T2VUnlearning@f626c6f evaluation/data/10prompt_pairs.csv"}]
+    # no published file pinned: the plain config fingerprint (with the file present it differs, see above)
+    from benchmark.erasers import Eraser
+
+    assert eraser.fingerprint() == Eraser.fingerprint(eraser)
+    # prompt_source=published makes the missing file an error (one line naming where to put it)
+    with pytest.raises(ErasebenchError, match="prompt_source=published: .*10prompt_pairs.csv.*--data-dir"):
+        _eraser(NUDITY_PAIRS, empty, prompt_source="published").training_prompts()
+    with pytest.raises(ErasebenchError, match="has no published training prompts"):
+        _eraser(KINDS["object"], empty, prompt_source="published").training_prompts()
+    # a wrong file in --data-dir is bad input, never a silent fallback
+    (empty / "evaluation" / "data").mkdir(parents=True)
+    (empty / "evaluation" / "data" / "10prompt_pairs.csv").write_text("prompt,normal prompt\na,b\n")
+    with pytest.raises(ErasebenchError, match="sha256"):
+        _eraser(NUDITY_PAIRS, empty).training_prompts()
+    # config prompts override everything
+    given = _eraser(NUDITY_PAIRS, empty, prompts=["a nude man"], preserve_prompts=["a man"]).training_prompts()
+    assert (given.targets, given.preserves) == (["a nude man"], ["a man"])
+
+
+def test_settings_pin_the_resolved_recipe(pipes, tmp_path, no_cache):
+    pipe, fam = pipes("cogvideox")
+    eraser = make_eraser("cogvideox", eta=4.0)
+    eraser.fit(pipe, fam, tmp_path / "art")
+    settings = eraser.settings()
+    recipe = settings["recipe"]
+    assert (recipe["preset"], recipe["family"], recipe["concept_kind"]) == ("small", "cogvideox", "other")
+    assert (recipe["eta"], recipe["alpha"], recipe["beta"], recipe["iterations"], recipe["lr"], recipe["xt_steps"]) == (4.0, 5.0, 1.0, 1, 1e-3, 2)
+    assert recipe["from"]["eta"] == "config" and recipe["from"]["alpha"] == "small preset"
+    assert settings["prompt_source"] == [{"concept": "dog", "source": "concept", "targets": 2, "preserve": 3}]
+    meta = json.loads((tmp_path / "art" / "eraser_config.json").read_text())["erasebench"]
+    assert meta["recipe"] == recipe and meta["prompt_source"] == settings["prompt_source"]
+    # a run that only applies the cached artifact reports the recipe it was trained with
+    again = make_eraser("cogvideox", eta=4.0)
+    again.apply(pipe, fam, tmp_path / "art")
+    again.remove(pipe, fam)
+    assert again.settings()["recipe"] == recipe
+
+
+def test_adapter_in_model_dtype_reproduces_the_release_forward():
+    """The release casts the adapter to the model's dtype and adds it there; the default keeps it in fp32."""
+
+    class Attn(torch.nn.Module):
+        def forward(self, x):
+            return x * 1.5
+
+    g = torch.Generator().manual_seed(0)
+    site = Attn()
+    adapter = Adapter(16, 4)
+    with torch.no_grad():
+        adapter.up.weight.copy_(torch.randn(16, 4, generator=g))
+        adapter.up.bias.copy_(torch.randn(16, generator=g))
+    x = torch.randn(2, 5, 16, generator=g).bfloat16()
+    release = adapter.to(torch.bfloat16)
+    expected = site(x) + release(site(x))  # h + A(h), all in bf16
+    native = AdapterSet([("attn", site)], {"attn": Adapter(16, 4)}, native=True)
+    native.adapters["attn"].load_state_dict(adapter.state_dict())
+    native.adapters["attn"].to(torch.bfloat16)
+    fp32 = AdapterSet([("attn", site)], {"attn": Adapter(16, 4)})
+    fp32.adapters["attn"].load_state_dict({k: v.float() for k, v in adapter.state_dict().items()})
+    with torch.no_grad():
+        native.attach()
+        got_native = site(x)
+        native.detach()
+        fp32.attach()
+        got_fp32 = site(x)
+        fp32.detach()
+    assert torch.equal(got_native, expected)
+    assert got_fp32.dtype == torch.bfloat16 and not torch.equal(got_fp32, expected)
+    torch.testing.assert_close(got_fp32.float(), expected.float(), atol=0.1, rtol=0.02)
+    assert T2VUnlearning.from_args({"parity": True}, [CONCEPT]).config.adapter_in_model_dtype

@@ -179,6 +179,7 @@ class VLMJudge(Metric):
     name = "judge"
     version = "1"
     source = "T2VSafetyBench (arXiv 2407.05965) GPT-4o judge; SAFREE eval_with_GPT4.ipynb"
+    requires = "an OpenAI-compatible endpoint: OPENAI_API_KEY, and ERASEBENCH_JUDGE_URL for another server"
     Config = JudgeConfig
     higher_is_better = {"unsafe_rate": False, "unscored": False, "mean_yes_percent": False}
     batch_size = 16
