@@ -1,7 +1,7 @@
 """Negative prompt: classifier-free guidance against the concept's text.
 
 ``v = v(x_t, n, t) + w * (v(x_t, p, t) - v(x_t, n, t))`` with the negative text ``n`` in place of the
-empty unconditional prompt (shared/specs/erasers.md section 1). HunyuanVideo is guidance-distilled,
+empty unconditional prompt (docs/erasers/negprompt.md). HunyuanVideo is guidance-distilled,
 so its family turns on true CFG for a non-empty ``n`` (T2VUnlearning@17caba9
 ``test_hunyuan_negprompt.py``). ``n`` defaults to the concept's negative prompt or display name
 (``"nudity"``); preset ``safree-keywords`` uses ``", ".join(keywords)``; mode ``append`` joins ``n``
@@ -29,7 +29,7 @@ class NegativePrompt(Eraser):
 
     name = "negprompt"
     kind = "prompt"
-    source = "CFG negative prompt; shared/specs/erasers.md section 1; T2VUnlearning@17caba9 test_hunyuan_negprompt.py"
+    source = "CFG negative prompt; T2VUnlearning@17caba9 test_hunyuan_negprompt.py; docs/erasers/negprompt.md"
     Config = NegativePromptConfig
 
     def negative_text(self) -> str:

@@ -1,4 +1,4 @@
-"""The unedited model: the reference every eraser is compared with."""
+"""The unedited model: the reference every eraser is compared with (docs/erasers/none.md)."""
 
 from __future__ import annotations
 

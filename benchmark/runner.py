@@ -28,7 +28,7 @@ from .models.loading import (
 )
 from .specs import GenerationSettings, PluginSpec, PromptRecord, RunSpec, stable_hash
 from .store import ArtifactStore, VideoKey, atomic_write_json, atomic_write_text, file_sha256
-from .suites import Suite, load_concept, load_suite
+from .suites import Suite, load_concept, load_protocol, load_suite
 from .video import read_video, to_uint8, write_video
 
 
@@ -516,7 +516,10 @@ class Runner:
                 **self.call_settings(), "fps": plan.generation.fps, "codec": plan.spec.video_codec,
                 "scheduler": self.scheduler,
             },
-            "protocol": plan.suite.spec.protocol,
+            "protocol": (
+                load_protocol(plan.suite.spec.protocol).model_dump(mode="json", exclude={"generation"})
+                if plan.suite.spec.protocol else None
+            ),
             "metrics_not_run": plan.notes,
             "metrics": {m.name: {"settings": m.settings(), "higher_is_better": m.higher_is_better} for m in plan.metrics},
             "aggregates": self.aggregates(expected, scores),
