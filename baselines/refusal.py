@@ -1,10 +1,10 @@
-"""Low-rank refusal vector: a contrastive-PCA direction folded out of chosen linear layers.
+"""Low-rank refusal vector: a contrastive-PCA direction folded out of linear layers (docs/erasers/refusal.md).
 
-Source: "Video Unlearning via Low-Rank Refusal Vector", arXiv 2506.07891 (ICLR 2026; no code released,
-see shared/specs/erasers.md section 4); directional ablation as in Arditi et al., arXiv 2406.11717
-(andyrdt/refusal_direction ``pipeline/utils/hook_utils.py``); contrastive PCA, Abid et al., arXiv 1709.06716.
+Source: "Video Unlearning via Low-Rank Refusal Vector", arXiv 2506.07891 (ICLR 2026; no code released);
+directional ablation as in Arditi et al., arXiv 2406.11717 (andyrdt/refusal_direction
+``pipeline/utils/hook_utils.py``); contrastive PCA, Abid et al., arXiv 1709.06716.
 
-Fit, per edit site ``l`` (the family's ``refusal`` sites, e.g. CogVideoX ``transformer_blocks.*.ff.net.0.proj``):
+Direction, per edit site ``l`` (a linear layer of the denoiser):
 
 1. forward pre-hooks record the site's input on the conditional CFG branch, mean-pooled over the
    family's selected tokens (``site_tokens``: valid text tokens, the text prefix of a joint sequence,
@@ -15,18 +15,34 @@ Fit, per edit site ``l`` (the family's ``refusal`` sites, e.g. CogVideoX ``trans
    neutral activations; ``U_k`` = eigenvectors of the ``k`` largest positive eigenvalues, ``k <= n - 1``;
 4. ``p = U_k U_k^T r``, ``p_hat = p / |p|``.
 
-Apply: ``W <- W (I - lam p_hat p_hat^T) = W - lam (W p_hat) p_hat^T`` (bias unchanged), in fp32 and cast
+Fold: ``W <- W (I - lam p_hat p_hat^T) = W - lam (W p_hat) p_hat^T`` (bias unchanged), in fp32 and cast
 back once; several concepts fold ``W (I - lam Q Q^T)`` with ``Q`` an orthonormal basis (QR) of their
 ``p_hat``. ``mode="hook"`` applies the same projection ``x - lam (x Q) Q^T`` as a pre-hook instead.
-The original weights are kept, so ``remove`` restores them bit for bit; a fold costs nothing at inference.
+
+Edit sites and strength (the paper gives them only for Open-Sora): unless fixed by ``site``/``layers``/``lam``,
+they are chosen from the fit data without decoding a video, after Arditi et al.'s direction selection.
+The concept's pairs (and neutral prompts) are split into a fit half (even positions) and a held-out half
+(odd positions); for each candidate (each edit block of the family's ``prompt_linear`` sites, the last two
+blocks together, the family's ``text_projection`` when it is a linear layer) and strength ``lam``, the
+fit-half direction is folded and the pipeline's latent output at ``select_steps`` steps, fixed noise, is
+compared with the unedited one:
+
+    erasure    = mean_i <a(u_i) - f(u_i), f(s_i) - f(u_i)> / |f(s_i) - f(u_i)|^2      (held-out pairs)
+    collateral = mean_{x in S} |a(x) - f(x)| / mean_i |f(s_i) - f(u_i)|               (S: held-out safe halves
+                                                                                       and neutral prompts)
+
+``f`` before, ``a`` after the fold. The choice maximises erasure subject to ``collateral <= budget``; the
+direction is then refit on all pairs.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -34,11 +50,22 @@ from pydantic import field_validator
 
 from benchmark.erasers import Eraser, EraserConfig
 from benchmark.errors import ErasebenchError, UnsupportedFamilyError
+from benchmark.hooks import HookSet
 from benchmark.models.base import ModelFamily
 from benchmark.specs import ConceptSpec
 from benchmark.store import atomic_write_json
 
-SITE_KIND = "prompt_linear"
+#: site kinds that ``site="auto"`` draws candidates from (generic kinds of benchmark/models/*.py)
+AUTO_KINDS: tuple[str, ...] = ("prompt_linear", "text_projection")
+#: strengths tried for each finalist when ``lam`` is None (erasers.md 4.1 sweeps 0.5, 1, 1.5)
+LAM_GRID: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
+#: the paper's strength, used to screen every candidate before the finalists get the whole grid
+SCREEN_LAM = 1.0
+#: largest mean move of a held-out safe or neutral prompt's output, as a share of a concept swap's move
+#: (chosen on the shapes suite's cross with held-out pairs; docs/erasers/refusal.md)
+COLLATERAL_BUDGET = 0.3
+#: held-out neutral prompts per concept that enter the collateral
+MAX_HELD_NEUTRAL = 8
 
 #: Neutral prompts (default set for real models): everyday scenes, including the subjects of the safe halves.
 EVERYDAY_PROMPTS: tuple[str, ...] = (
@@ -61,27 +88,33 @@ EVERYDAY_PROMPTS: tuple[str, ...] = (
 
 
 class RefusalConfig(EraserConfig):
-    """Hyperparameters (shared/specs/erasers.md 4.1); defaults marked (default) there are ours."""
+    """Hyperparameters (docs/erasers/refusal.md); None / "auto" mean chosen from the fit data."""
 
-    site: str = SITE_KIND  # family site kind to fold: "refusal" (erasers.md 4.2), or e.g. "text_projection" (CogVideoX (b))
-    layers: tuple[int, ...] | None = None  # indices into the ordered edit blocks; default: the last two
+    site: str = "auto"  # "auto" (prompt_linear blocks and text_projection), or one family site kind
+    layers: tuple[int, ...] | None = None  # indices into the site kind's ordered edit blocks; None: chosen
     k: int = 100  # cPCA rank cap (paper*), clamped to n - 1
     alpha: float = 1.0  # cPCA contrast weight after trace normalisation
-    lam: float = 1.0  # projection strength; > 1 reflects the component
+    lam: float | None = None  # projection strength (> 1 reflects the component); None: chosen from lam_grid
     steps_recorded: int | Literal["all"] = 10  # evenly spaced denoising steps recorded per prompt
     mode: Literal["fold", "hook"] = "fold"
-    sequential: bool = False  # re-collect after each layer's fold
+    sequential: bool = False  # re-collect after each layer's fold (final fit of a multi-block choice)
     pairs: tuple[tuple[str, str], ...] = ()  # (unsafe, safe); default: the concept's pairs
     pairs_suite: str | None = None  # take pairs from a suite's rows (``pair_prompt`` extra), e.g. shapes-pairs
     max_pairs: int | None = None
     neutral: tuple[str, ...] = ()  # default: the concept's neutral prompts, else EVERYDAY_PROMPTS
     neutral_text_and_video: bool = True  # CogVideoX (a): C_e from neutral text and video tokens of a joint site
+    # automatic choice
+    lam_grid: tuple[float, ...] = LAM_GRID
+    budget: float = COLLATERAL_BUDGET
+    select_steps: int = 6  # denoising steps of the selection runs (capped by the run's steps)
+    finalists: int = 2  # candidates that get the whole lam grid after the screen at SCREEN_LAM
+    batch_size: int = 8  # prompts per pipeline call while fitting
 
-    @field_validator("k")
+    @field_validator("k", "select_steps", "finalists", "batch_size")
     @classmethod
-    def _k(cls, v: int) -> int:
+    def _positive(cls, v: int) -> int:
         if v < 1:
-            raise ValueError("k must be >= 1")
+            raise ValueError("must be >= 1")
         return v
 
     @field_validator("steps_recorded")
@@ -90,6 +123,13 @@ class RefusalConfig(EraserConfig):
         if v != "all" and v < 1:
             raise ValueError("steps_recorded must be >= 1 or 'all'")
         return v
+
+    @field_validator("lam_grid")
+    @classmethod
+    def _grid(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(x <= 0 for x in v):
+            raise ValueError("lam_grid must hold one or more positive strengths")
+        return tuple(sorted(set(v)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -163,33 +203,132 @@ def pool_tokens(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x.float() * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
 
 
+def selection_scores(
+    before_unsafe: torch.Tensor, before_safe: torch.Tensor, before_keep: torch.Tensor,
+    after_unsafe: torch.Tensor, after_keep: torch.Tensor,
+) -> tuple[float, float]:
+    """(erasure, collateral) of an edit from flattened outputs (n, D) before and after it.
+
+    ``erasure = mean_i <a(u_i) - f(u_i), f(s_i) - f(u_i)> / |f(s_i) - f(u_i)|^2``: how far each unsafe output
+    moved toward its safe partner's (0 unchanged, 1 there); ``collateral = mean_x |a(x) - f(x)| /
+    mean_i |f(s_i) - f(u_i)|`` over the kept prompts ``x`` (safe halves, neutral prompts).
+    """
+    fu, fs, fk = before_unsafe.double(), before_safe.double(), before_keep.double()
+    au, ak = after_unsafe.double(), after_keep.double()
+    swap = fs - fu
+    erasure = ((au - fu) * swap).sum(dim=1) / (swap * swap).sum(dim=1).clamp_min(1e-30)
+    scale = swap.norm(dim=1).mean().clamp_min(1e-30)
+    collateral = (ak - fk).norm(dim=1).mean() / scale
+    return float(erasure.mean()), float(collateral)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A set of edit sites folded together: ``label`` names it in results (``kind:block[+block]``)."""
+
+    label: str
+    kind: str
+    sites: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Score:
+    candidate: Candidate
+    lam: float
+    erasure: float
+    collateral: float
+
+    def as_dict(self, budget: float) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate.label, "lam": self.lam, "erasure": round(self.erasure, 6),
+            "collateral": round(self.collateral, 6), "within_budget": self.collateral <= budget,
+        }
+
+
+def choose(scores: list[Score], budget: float) -> Score:
+    """Largest erasure with ``collateral <= budget`` (ties: smaller collateral, then smaller lam);
+    when nothing fits the budget, the smallest collateral."""
+    within = [s for s in scores if s.collateral <= budget]
+    if within:
+        return max(within, key=lambda s: (s.erasure, -s.collateral, -s.lam))
+    return min(scores, key=lambda s: (s.collateral, s.lam))
+
+
+def select_edit(
+    candidates: list[Candidate],
+    modules: dict[str, torch.nn.Linear],
+    bases: dict[str, torch.Tensor],
+    outputs: Callable[[], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    lams: tuple[float, ...],
+    budget: float,
+    finalists: int,
+    screen_lam: float = SCREEN_LAM,
+) -> tuple[Score, list[Score]]:
+    """Fold each candidate at ``screen_lam``; the ``finalists`` most efficient (erasure per collateral) get
+    every ``lams``; return the choice (``choose``) and every score. ``outputs()`` gives the current model's
+    flattened outputs for (held-out unsafe, their safe partners, neutral prompts); folds are undone after each."""
+    before_u, before_s, before_n = outputs()
+    before_keep = torch.cat([before_s, before_n])
+
+    def score(candidate: Candidate, lam: float) -> Score:
+        with HookSet() as hooks:
+            for name in candidate.sites:
+                module = modules[name]
+                hooks.edit(name, module.weight, fold_weight(module.weight, bases[name], lam))
+            after_u, after_s, after_n = outputs()
+        erasure, collateral = selection_scores(before_u, before_s, before_keep, after_u, torch.cat([after_s, after_n]))
+        return Score(candidate, lam, erasure, collateral)
+
+    if len(lams) == 1 or len(candidates) == 1:
+        scores = [score(c, lam) for c in candidates for lam in lams]
+        return choose(scores, budget), scores
+    screen = [score(c, screen_lam) for c in candidates]
+    ranked = sorted(screen, key=lambda s: max(s.erasure, 0.0) / max(s.collateral, 1e-12), reverse=True)
+    scores = list(screen)
+    for best in ranked[:finalists]:
+        scores += [score(best.candidate, lam) for lam in lams if lam != screen_lam]
+    return choose(scores, budget), scores
+
+
 # ----------------------------------------------------------------------------------------------
 # Sites
 
 
-def refusal_sites(pipe: Any, family: ModelFamily, kind: str = SITE_KIND) -> list[tuple[str, str, torch.nn.Linear]]:
-    """(block key, module name, linear) of every refusal site, in model order; block = the family's
-    ``block`` module containing the site (a site is its own block where the family defines none)."""
-    sites = family.site_modules(pipe, kind)
+@dataclass(frozen=True)
+class Site:
+    block: str  # the family's ``block`` module containing the site (the site itself where none does)
+    name: str
+    module: torch.nn.Linear
+    kind: str
+
+
+def edit_sites(pipe: Any, family: ModelFamily, kind: str, strict: bool = True) -> list[Site]:
+    """The linear layers of one family site kind, in model order. A matched module that is not a Linear is
+    an error (``strict``) or skipped."""
     denoiser = getattr(pipe, family.denoiser)
     block_names = [
-        name
-        for name, _ in denoiser.named_modules()
+        name for name, _ in denoiser.named_modules()
         if any(fnmatch.fnmatchcase(name, p) for p in family.sites.get("block", ()))
     ]
     out = []
-    for name, module in sites:
+    for name, module in family.site_modules(pipe, kind):
         if not isinstance(module, torch.nn.Linear):
-            raise ErasebenchError(f"refusal site {name!r} is a {type(module).__name__}, not a Linear layer")
+            if strict:
+                raise ErasebenchError(
+                    f"refusal site {name!r} ({kind}) is a {type(module).__name__}, not a Linear layer"
+                )
+            continue
         owners = [b for b in block_names if name.startswith(b + ".")]
-        out.append((min(owners, key=len) if owners else name, name, module))
+        out.append(Site(min(owners, key=len) if owners else name, name, module, kind))
     return out
 
 
-def select_blocks(sites: list[tuple[str, str, torch.nn.Linear]], layers: tuple[int, ...] | None) -> list[str]:
-    blocks = list(dict.fromkeys(b for b, _, _ in sites))
-    if layers is None:  # (default) the last two edit blocks, as the paper's last two of Open-Sora's 19
-        return blocks[-2:]
+def blocks_of(sites: list[Site]) -> list[str]:
+    return list(dict.fromkeys(s.block for s in sites))
+
+
+def select_blocks(sites: list[Site], layers: tuple[int, ...]) -> list[str]:
+    blocks = blocks_of(sites)
     chosen = []
     for i in layers:
         if not -len(blocks) <= i < len(blocks):
@@ -200,41 +339,49 @@ def select_blocks(sites: list[tuple[str, str, torch.nn.Linear]], layers: tuple[i
     return list(dict.fromkeys(chosen))
 
 
+def block_candidates(sites: list[Site], kind: str) -> list[Candidate]:
+    """Each edit block alone and, as the paper's layout (its last two of 19), the last two blocks together."""
+    blocks = blocks_of(sites)
+    per_block = {b: tuple(s.name for s in sites if s.block == b) for b in blocks}
+    out = [Candidate(kind if len(blocks) == 1 else f"{kind}:{b}", kind, per_block[b]) for b in blocks]
+    if len(blocks) >= 2:
+        last = blocks[-2:]
+        out.append(Candidate(f"{kind}:{'+'.join(last)}", kind, per_block[last[0]] + per_block[last[1]]))
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # Activation collection
 
 
 class _Recorder:
-    """Pre-hooks: one on the denoiser (step counter, CFG and text-mask bookkeeping), one per site (pooling)."""
+    """Pre-hooks: one on the denoiser (step counter, CFG and text-mask bookkeeping), one per site (pooling).
 
-    def __init__(
-        self, pipe: Any, family: ModelFamily, sites: list[tuple[str, torch.nn.Linear]], steps: set[int] | None, kind: str = SITE_KIND
-    ):
-        self.family = family
-        self.token_rule = family.site_tokens.get(kind, "text")
+    ``records[site][prompt]`` lists the pooled (text, video or None) inputs at the recorded steps."""
+
+    def __init__(self, pipe: Any, family: ModelFamily, sites: list[Site], steps: set[int] | None):
         self.denoiser = getattr(pipe, family.denoiser)
         self.sites = sites
+        self.rules = {s.name: family.site_tokens.get(s.kind, "text") for s in sites}
         self.steps = steps
-        self.step = -1
-        self.n_prompts = 1
-        self.text_mask: torch.Tensor | None = None  # (n_prompts, T) valid text tokens of the prompt
+        self.hooks = HookSet()
+        self.prompts: list[int] = []
+        self.text_mask: torch.Tensor | None = None  # (n_prompts, T) valid text tokens of the batch
         self.cfg = False
         self.text_len = 0
-        self.records: dict[str, list[tuple[int, torch.Tensor, torch.Tensor | None]]] = {n: [] for n, _ in sites}
-        self.handles: list[Any] = []
+        self.records: dict[str, dict[int, list[tuple[torch.Tensor, torch.Tensor | None]]]] = {s.name: {} for s in sites}
 
     def __enter__(self) -> "_Recorder":
-        self.handles.append(self.denoiser.register_forward_pre_hook(self._on_denoiser, with_kwargs=True))
-        for name, module in self.sites:
-            self.handles.append(module.register_forward_pre_hook(self._site_hook(name)))
+        self.hooks.pre("refusal.steps", self.denoiser, self._on_denoiser, with_kwargs=True)
+        for site in self.sites:
+            self.hooks.pre(f"refusal.record:{site.name}", site.module, self._site_hook(site.name))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        for h in self.handles:
-            h.remove()
-        self.handles.clear()
+        self.hooks.clear()
 
-    def start_prompt(self, text_mask: torch.Tensor) -> None:
+    def start_batch(self, prompts: list[int], text_mask: torch.Tensor) -> None:
+        self.prompts = prompts
         self.step = -1
         self.last_timestep: float | None = None
         self.active = False
@@ -250,13 +397,14 @@ class _Recorder:
             self.step += 1
         self.last_timestep = t
         self.active = first_call and (self.steps is None or self.step in self.steps)
+        n = len(self.prompts)
         hidden = kwargs.get("hidden_states", kwargs.get("sample", args[0] if args else None))
         context = kwargs.get("encoder_hidden_states")
-        self.cfg = hidden is not None and hidden.shape[0] == 2 * self.n_prompts
+        self.cfg = hidden is not None and hidden.shape[0] == 2 * n
         self.text_len = int(context.shape[1]) if context is not None else 0
         mask = kwargs.get("encoder_attention_mask")
         if mask is not None and mask.ndim == 2:
-            self.text_mask = mask[-self.n_prompts :].bool()
+            self.text_mask = mask[-n:].bool()
 
     def _site_hook(self, name: str):
         def hook(module: Any, args: tuple) -> None:
@@ -266,22 +414,23 @@ class _Recorder:
             if self.cfg:  # [uncond; cond]: keep the conditional half
                 x = x[x.shape[0] // 2 :]
             # (n, L, d); a UNet's (n * frames, L, d) becomes (n, frames * L, d)
-            x = x.reshape(self.n_prompts, -1, x.shape[-1])
-            text, video = self._split(x)
-            self.records[name].append((self.step, text, video))
+            x = x.reshape(len(self.prompts), -1, x.shape[-1])
+            text, video = self._split(x, self.rules[name])
+            for row, prompt in enumerate(self.prompts):
+                self.records[name].setdefault(prompt, []).append(
+                    (text[row].cpu(), None if video is None else video[row].cpu())
+                )
 
         return hook
 
-    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _split(self, x: torch.Tensor, rule: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Pooled selected tokens and, for a joint [text; video] site, pooled video tokens."""
-        if self.token_rule == "video":
+        if rule == "video":
             return pool_tokens(x, None), None
-        if self.token_rule == "text_prefix":
+        if rule == "text_prefix":
             t = self.text_len
-            mask = _fit_mask(self.text_mask, t)
-            return pool_tokens(x[:, :t], mask), pool_tokens(x[:, t:], None)
-        mask = _fit_mask(self.text_mask, x.shape[1])
-        return pool_tokens(x, mask), None
+            return pool_tokens(x[:, :t], _fit_mask(self.text_mask, t)), pool_tokens(x[:, t:], None)
+        return pool_tokens(x, _fit_mask(self.text_mask, x.shape[1])), None
 
 
 def _fit_mask(mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
@@ -293,15 +442,39 @@ def _fit_mask(mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
     return torch.cat([mask, pad], dim=1)
 
 
-def text_token_mask(pipe: Any, family: ModelFamily, prompt: str, length: int | None) -> torch.Tensor:
-    """Valid-token mask of ``prompt`` as the pipeline's first tokenizer pads it (real tokens incl. EOS)."""
+def text_token_mask(pipe: Any, family: ModelFamily, prompts: list[str], length: int | None) -> torch.Tensor:
+    """(n, T) valid-token masks of ``prompts`` as the pipeline's first tokenizer pads them (real tokens incl. EOS)."""
     tokenizer = getattr(pipe, family.tokenizers[0])
     max_len = min(length or getattr(tokenizer, "model_max_length", 512), 4096)
-    ids = tokenizer(prompt, max_length=max_len, truncation=True).input_ids
-    return torch.ones(1, len(ids), dtype=torch.bool)
+    lengths = [len(tokenizer(p, max_length=max_len, truncation=True).input_ids) for p in prompts]
+    return torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]
+
+
+def site_samples(
+    records: dict[int, list[tuple[torch.Tensor, torch.Tensor | None]]],
+    pairs: list[tuple[int, int]], neutral: list[int], text_and_video: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(differences ``u_{i,t} - s_{i,t}`` (n, d), neutral activations (m, d)) of one site from its records."""
+    diffs = [(a[0] - b[0]).flatten() for u, s in pairs for a, b in zip(records[u], records[s])]
+    rows = []
+    for j in neutral:
+        for text, video in records[j]:
+            rows.append(text.flatten())
+            if video is not None and text_and_video:
+                rows.append(video.flatten())
+    return torch.stack(diffs).float(), torch.stack(rows).float()
 
 
 # ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ConceptData:
+    name: str
+    pairs: list[tuple[str, str]]
+    neutral: tuple[str, ...]
+    pair_jobs: list[tuple[int, int]]  # (unsafe, safe) indices into the fit's prompt jobs
+    neutral_jobs: list[int]
 
 
 class RefusalVector(Eraser):
@@ -309,26 +482,26 @@ class RefusalVector(Eraser):
 
     name = "refusal"
     kind = "weights"
-    version = "1"
+    version = "2"
     source = (
-        "arXiv 2506.07891 (no code; shared/specs/erasers.md section 4); Arditi et al. arXiv 2406.11717, "
-        "andyrdt/refusal_direction pipeline/utils/hook_utils.py; cPCA arXiv 1709.06716"
+        "arXiv 2506.07891 (no code); Arditi et al. arXiv 2406.11717, andyrdt/refusal_direction "
+        "pipeline/utils/hook_utils.py; cPCA arXiv 1709.06716; docs/erasers/refusal.md"
     )
     Config = RefusalConfig
     needs_fit = True
 
     def __init__(self, config: RefusalConfig, concepts: list[ConceptSpec]):
         super().__init__(config, concepts)
-        self._saved: dict[str, torch.Tensor] = {}
-        self._handles: list[Any] = []
+        self.hooks = HookSet()
+        self._applied: dict[str, Any] = {}
 
     # ---- contract ---------------------------------------------------------------------------
     def check_family(self, family: ModelFamily) -> None:
-        kind = self.config.site  # type: ignore[attr-defined]
-        if not family.sites.get(kind):
+        kinds = AUTO_KINDS if self.config.site == "auto" else (self.config.site,)  # type: ignore[attr-defined]
+        if not any(family.sites.get(k) for k in kinds):
             raise UnsupportedFamilyError(
-                f"eraser 'refusal' defines no edit site for model family {family.name!r}: "
-                f"it needs the family's {kind!r} sites (site kinds of this family: {', '.join(sorted(family.sites))})"
+                f"eraser 'refusal' defines no edit site for model family {family.name!r}: it needs the family's "
+                f"{' or '.join(repr(k) for k in kinds)} sites (site kinds of this family: {', '.join(sorted(family.sites)) or 'none'})"
             )
 
     def fit(self, pipe: Any, family: ModelFamily, artifact_dir: Path) -> None:
@@ -337,45 +510,64 @@ class RefusalVector(Eraser):
         self.check_family(family)
         cfg: RefusalConfig = self.config  # type: ignore[assignment]
         start = time.perf_counter()
-        sites = refusal_sites(pipe, family, cfg.site)
-        blocks = select_blocks(sites, cfg.layers)
-        chosen = [(n, m) for b, n, m in sites if b in blocks]
+        candidates, sites, notes = self._candidates(pipe, family)
+        jobs, concepts = self._jobs()
+        records = self._collect(pipe, family, list(sites.values()), jobs)
+
+        if len(candidates) > 1 or cfg.lam is None:
+            chosen, scores, held = self._select(pipe, family, candidates, sites, jobs, concepts, records)
+            lam = chosen.lam
+            selection: dict[str, Any] = {
+                "candidate": chosen.candidate.label, "lam": lam, "erasure": round(chosen.erasure, 6),
+                "collateral": round(chosen.collateral, 6), "budget": cfg.budget,
+                "within_budget": chosen.collateral <= cfg.budget, "held_out": held,
+                "scores": [s.as_dict(cfg.budget) for s in scores],
+            }
+            edit = chosen.candidate
+        else:
+            edit, lam = candidates[0], float(cfg.lam)  # type: ignore[arg-type]
+            selection = {"candidate": edit.label, "lam": lam, "fixed": True}
+        if notes:
+            selection["notes"] = notes
+
+        # final direction on all pairs and neutral prompts
         tensors: dict[str, torch.Tensor] = {}
-        report: dict[str, Any] = {"sites": {}, "concepts": {}}
-        directions: dict[str, dict[str, torch.Tensor]] = {}
-        for concept in self.concepts:
-            pairs = self._pairs(concept)
-            neutral = self._neutral(concept)
-            report["concepts"][concept.name] = {"pairs": [list(p) for p in pairs], "neutral": list(neutral)}
-            directions[concept.name] = {}
-            groups = [[s] for s in chosen] if cfg.sequential else [chosen]
-            for group in groups:
-                stats = self._collect(pipe, family, group, pairs, neutral)
-                for name, _ in group:
-                    d, e, r = stats[name]["differences"], stats[name]["neutral"], stats[name]["r"]
-                    u_k, evals = contrastive_directions(d, e, cfg.k, cfg.alpha)
-                    p_hat, ratio = low_rank_direction(r, u_k)
-                    directions[concept.name][name] = p_hat
-                    key = f"{concept.name}::{name}"
-                    tensors[f"{key}::r"] = r.contiguous()
-                    tensors[f"{key}::p_hat"] = p_hat.contiguous()
-                    tensors[f"{key}::eigenvalues"] = evals.contiguous()
-                    report["sites"][key] = {
-                        "samples": int(d.shape[0]),
-                        "neutral_samples": int(e.shape[0]),
-                        "k": int(u_k.shape[1]),
-                        "p_over_r": ratio,
-                        "r_norm": float(r.norm()),
-                    }
-                if cfg.sequential:  # fold this layer before collecting the next one
-                    self._fold(dict(group), {n: orthonormal_basis([directions[concept.name][n]]) for n, _ in group})
+        report: dict[str, Any] = {
+            "sites": {}, "concepts": {}, "lam": lam, "site_kind": edit.kind, "edit_sites": list(edit.sites)
+        }
+        hooks = HookSet()
+        for position, name in enumerate(edit.sites):
+            if cfg.sequential and position > 0:  # re-collect this site with the earlier ones folded
+                records = {**records, **self._collect(pipe, family, [sites[name]], jobs)}
+            directions = []
+            for concept in concepts:
+                d, e = site_samples(records[name], concept.pair_jobs, concept.neutral_jobs, cfg.neutral_text_and_video)
+                r = d.mean(dim=0)
+                u_k, evals = contrastive_directions(d, e, cfg.k, cfg.alpha)
+                p_hat, ratio = low_rank_direction(r, u_k)
+                directions.append(p_hat)
+                key = f"{concept.name}::{name}"
+                tensors[f"{key}::r"] = r.contiguous()
+                tensors[f"{key}::p_hat"] = p_hat.contiguous()
+                tensors[f"{key}::eigenvalues"] = evals.contiguous()
+                # the unsafe-minus-safe separation along r-hat is |r| itself, reported as r_norm
+                report["sites"][key] = {
+                    "samples": int(d.shape[0]), "neutral_samples": int(e.shape[0]), "k": int(u_k.shape[1]),
+                    "p_over_r": ratio, "r_norm": float(r.norm()),
+                }
             if cfg.sequential:
-                self._restore(pipe, family)
-        artifact_dir.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(artifact_dir / "refusal.safetensors"))
+                module = sites[name].module
+                hooks.edit(name, module.weight, fold_weight(module.weight, orthonormal_basis(directions), lam))
+        hooks.clear()
+        for concept in concepts:
+            report["concepts"][concept.name] = {"pairs": [list(p) for p in concept.pairs], "neutral": list(concept.neutral)}
+        report["selection"] = selection
         report["seconds"] = time.perf_counter() - start
         report["config"] = cfg.model_dump(mode="json")
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(artifact_dir / "refusal.safetensors"))
         atomic_write_json(artifact_dir / "refusal.json", report)
+        self._applied = {"sites": sorted(edit.sites), "lam": lam, "selection": selection}
 
     def apply(self, pipe: Any, family: ModelFamily, artifact_dir: Path | None) -> None:
         from safetensors.torch import load_file
@@ -384,49 +576,155 @@ class RefusalVector(Eraser):
         if artifact_dir is None:
             raise ErasebenchError("eraser 'refusal' needs a fitted artifact; run fit first")
         cfg: RefusalConfig = self.config  # type: ignore[assignment]
+        report = json.loads((artifact_dir / "refusal.json").read_text())
+        lam = float(report["lam"])
         tensors = load_file(str(artifact_dir / "refusal.safetensors"))
-        modules = dict((n, m) for _, n, m in refusal_sites(pipe, family, cfg.site))
+        modules = dict(family.site_modules(pipe, report["site_kind"]))
         per_site: dict[str, list[torch.Tensor]] = {}
         for key, value in tensors.items():
-            concept, name, what = key.split("::")
+            _, name, what = key.split("::")
             if what == "p_hat":
-                if name not in modules:
-                    raise ErasebenchError(f"refusal artifact site {name!r} is not in this model")
+                if not isinstance(modules.get(name), torch.nn.Linear):
+                    raise ErasebenchError(f"refusal artifact site {name!r} is not a linear layer of this model")
                 per_site.setdefault(name, []).append(value)
-        bases = {name: orthonormal_basis(dirs) for name, dirs in per_site.items()}
-        if cfg.mode == "fold":
-            self._fold({n: modules[n] for n in bases}, bases)
-        else:
-            for name, basis in bases.items():
-                self._handles.append(modules[name].register_forward_pre_hook(_projection_hook(basis, cfg.lam)))
-        self._applied_sites = sorted(bases)
+        for name, dirs in per_site.items():
+            basis = orthonormal_basis(dirs)
+            module = modules[name]
+            if cfg.mode == "fold":
+                self.hooks.edit(f"refusal.fold:{name}", module.weight, fold_weight(module.weight, basis, lam))
+            else:
+                self.hooks.pre(f"refusal.project:{name}", module, _projection_hook(basis, lam))
+        self._applied = {"sites": sorted(per_site), "lam": lam, "selection": report["selection"]}
 
     def remove(self, pipe: Any, family: ModelFamily) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
-        self._restore(pipe, family)
+        self.hooks.clear()
 
     def settings(self) -> dict[str, Any]:
-        return {**super().settings(), "sites": getattr(self, "_applied_sites", [])}
+        return {**super().settings(), "sites": self._applied.get("sites", []), "lam": self._applied.get("lam"),
+                "selection": self._applied.get("selection")}
 
     # ---- internals --------------------------------------------------------------------------
-    def _fold(self, modules: dict[str, torch.nn.Linear], bases: dict[str, torch.Tensor]) -> None:
-        lam = self.config.lam  # type: ignore[attr-defined]
-        with torch.no_grad():
-            for name, module in modules.items():
-                if name not in self._saved:
-                    self._saved[name] = module.weight.detach().clone()
-                module.weight.copy_(fold_weight(module.weight, bases[name], lam))
-        self._modules = {**getattr(self, "_modules", {}), **modules}
+    def _candidates(self, pipe: Any, family: ModelFamily) -> tuple[list[Candidate], dict[str, Site], list[str]]:
+        """The candidate edits and every site they use; ``layers`` fixes the blocks of one kind."""
+        cfg: RefusalConfig = self.config  # type: ignore[assignment]
+        notes: list[str] = []
+        if cfg.site != "auto":
+            kinds = [cfg.site]
+        elif cfg.layers is not None:
+            kinds = [AUTO_KINDS[0]]
+        else:
+            kinds = [k for k in AUTO_KINDS if family.sites.get(k)]
+        candidates: list[Candidate] = []
+        sites: dict[str, Site] = {}
+        for kind in kinds:
+            found = edit_sites(pipe, family, kind, strict=cfg.site != "auto")
+            if not found:
+                notes.append(f"{kind}: no linear layer, not a candidate")
+                continue
+            if cfg.layers is not None:
+                blocks = select_blocks(found, cfg.layers)
+                chosen = [s for s in found if s.block in blocks]
+                candidates.append(Candidate(f"{kind}:{'+'.join(blocks)}", kind, tuple(s.name for s in chosen)))
+            else:
+                candidates.extend(block_candidates(found, kind))
+            sites.update({s.name: s for s in found})
+        if not candidates:
+            raise UnsupportedFamilyError(f"eraser 'refusal' finds no linear edit site in model family {family.name!r}")
+        used = {n for c in candidates for n in c.sites}
+        return candidates, {n: s for n, s in sites.items() if n in used}, notes
 
-    def _restore(self, pipe: Any, family: ModelFamily) -> None:
-        modules = getattr(self, "_modules", {})
-        with torch.no_grad():
-            for name, weight in self._saved.items():
-                modules[name].weight.copy_(weight)
-        self._saved.clear()
-        self._modules = {}
+    def _jobs(self) -> tuple[list[tuple[str, int]], list[_ConceptData]]:
+        """Unique (prompt, seed) runs of the fit: pair i of a concept at ``seed + i`` (both halves), neutral
+        prompt j at ``seed + 100003 + j``."""
+        seed = self.run_context.seed
+        jobs: dict[tuple[str, int], int] = {}
+
+        def job(prompt: str, prompt_seed: int) -> int:
+            return jobs.setdefault((prompt, prompt_seed), len(jobs))
+
+        concepts = []
+        for concept in self.concepts:
+            pairs, neutral = self._pairs(concept), self._neutral(concept)
+            pair_jobs = [(job(u, seed + i), job(s, seed + i)) for i, (u, s) in enumerate(pairs)]
+            neutral_jobs = [job(p, seed + 100_003 + j) for j, p in enumerate(neutral)]
+            concepts.append(_ConceptData(concept.name, pairs, neutral, pair_jobs, neutral_jobs))
+        return list(jobs), concepts
+
+    def _generation(self, steps: int | None = None) -> dict[str, Any]:
+        gen = dict(self.run_context.generation)
+        if steps is not None:
+            gen["num_inference_steps"] = steps
+        return gen
+
+    def _batches(self, jobs: list[tuple[str, int]]):
+        size = self.config.batch_size  # type: ignore[attr-defined]
+        for start in range(0, len(jobs), size):
+            yield list(range(start, min(start + size, len(jobs))))
+
+    def _call(self, pipe: Any, jobs: list[tuple[str, int]], gen: dict[str, Any]) -> Any:
+        generators = [torch.Generator(device=self.run_context.device).manual_seed(s) for _, s in jobs]
+        return pipe(prompt=[p for p, _ in jobs], generator=generators, output_type="latent", **gen)
+
+    def _collect(
+        self, pipe: Any, family: ModelFamily, sites: list[Site], jobs: list[tuple[str, int]]
+    ) -> dict[str, dict[int, list[tuple[torch.Tensor, torch.Tensor | None]]]]:
+        cfg: RefusalConfig = self.config  # type: ignore[assignment]
+        gen = self._generation()
+        n_steps = int(gen.get("num_inference_steps") or 50)
+        steps = None if cfg.steps_recorded == "all" else set(
+            np.unique(np.linspace(0, n_steps - 1, min(n_steps, int(cfg.steps_recorded))).round().astype(int)).tolist()
+        )
+        with _Recorder(pipe, family, sites, steps) as rec, torch.inference_mode():
+            for batch in self._batches(jobs):
+                prompts = [jobs[i][0] for i in batch]
+                rec.start_batch(batch, text_token_mask(pipe, family, prompts, gen.get("max_sequence_length")))
+                self._call(pipe, [jobs[i] for i in batch], gen)
+        return rec.records
+
+    def _outputs(self, pipe: Any, jobs: list[tuple[str, int]], steps: int) -> torch.Tensor:
+        """Flattened latent outputs (n, D) of the pipeline at ``steps`` denoising steps, fixed noise per job."""
+        gen = self._generation(steps)
+        out = []
+        with torch.inference_mode():
+            for batch in self._batches(jobs):
+                result = self._call(pipe, [jobs[i] for i in batch], gen)
+                latents = result.frames if hasattr(result, "frames") else result[0]
+                out.append(torch.as_tensor(latents).float().flatten(1).cpu())
+        return torch.cat(out)
+
+    def _select(
+        self, pipe: Any, family: ModelFamily, candidates: list[Candidate], sites: dict[str, Site],
+        jobs: list[tuple[str, int]], concepts: list[_ConceptData], records: dict[str, Any],
+    ) -> tuple[Score, list[Score], bool]:
+        """Directions on the fit halves, scores on the held-out halves (even / odd positions)."""
+        cfg: RefusalConfig = self.config  # type: ignore[assignment]
+        held_out = all(len(c.pair_jobs) >= 2 for c in concepts)
+        bases: dict[str, torch.Tensor] = {}
+        for name in sites:
+            directions = []
+            for c in concepts:
+                fit_pairs = c.pair_jobs[0::2] if held_out else c.pair_jobs
+                fit_neutral = c.neutral_jobs[0::2] if len(c.neutral_jobs) >= 2 else c.neutral_jobs
+                d, e = site_samples(records[name], fit_pairs, fit_neutral, cfg.neutral_text_and_video)
+                u_k, _ = contrastive_directions(d, e, cfg.k, cfg.alpha)
+                directions.append(low_rank_direction(d.mean(dim=0), u_k)[0])
+            bases[name] = orthonormal_basis(directions)
+        held_pairs = [p for c in concepts for p in (c.pair_jobs[1::2] if held_out else c.pair_jobs)]
+        held_neutral = list(dict.fromkeys(
+            j for c in concepts for j in (c.neutral_jobs[1::2] if len(c.neutral_jobs) >= 2 else c.neutral_jobs)[:MAX_HELD_NEUTRAL]
+        ))
+        order = [u for u, _ in held_pairs] + [s for _, s in held_pairs] + held_neutral
+        n = len(held_pairs)
+        steps = min(cfg.select_steps, int(self._generation().get("num_inference_steps") or 50))
+
+        def outputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            out = self._outputs(pipe, [jobs[i] for i in order], steps)
+            return out[:n], out[n : 2 * n], out[2 * n :]
+
+        lams = (float(cfg.lam),) if cfg.lam is not None else cfg.lam_grid
+        modules = {name: site.module for name, site in sites.items()}
+        chosen, scores = select_edit(candidates, modules, bases, outputs, lams, cfg.budget, cfg.finalists)
+        return chosen, scores, held_out
 
     def _pairs(self, concept: ConceptSpec) -> list[tuple[str, str]]:
         cfg: RefusalConfig = self.config  # type: ignore[assignment]
@@ -454,52 +752,6 @@ class RefusalVector(Eraser):
     def _neutral(self, concept: ConceptSpec) -> tuple[str, ...]:
         cfg: RefusalConfig = self.config  # type: ignore[assignment]
         return cfg.neutral or concept.neutral or EVERYDAY_PROMPTS
-
-    def _collect(
-        self, pipe: Any, family: ModelFamily, sites: list[tuple[str, torch.nn.Linear]],
-        pairs: list[tuple[str, str]], neutral: tuple[str, ...],
-    ) -> dict[str, dict[str, Any]]:
-        cfg: RefusalConfig = self.config  # type: ignore[assignment]
-        gen = dict(self.run_context.generation)
-        n_steps = int(gen.get("num_inference_steps") or 50)
-        steps = None if cfg.steps_recorded == "all" else set(
-            np.unique(np.linspace(0, n_steps - 1, min(n_steps, int(cfg.steps_recorded))).round().astype(int)).tolist()
-        )
-        text_len = gen.get("max_sequence_length")
-        seed = self.run_context.seed
-
-        def run(prompt: str, prompt_seed: int, rec: _Recorder) -> None:
-            rec.start_prompt(text_token_mask(pipe, family, prompt, text_len))
-            generator = torch.Generator(device=self.run_context.device).manual_seed(prompt_seed)
-            pipe(prompt=[prompt], generator=generator, output_type="latent", **gen)
-
-        with _Recorder(pipe, family, sites, steps, cfg.site) as rec, torch.inference_mode():
-            for i, (unsafe, safe) in enumerate(pairs):
-                run(unsafe, seed + i, rec)
-                run(safe, seed + i, rec)
-            n_pair_records = {n: len(v) for n, v in rec.records.items()}
-            for j, prompt in enumerate(neutral):
-                run(prompt, seed + 100_003 + j, rec)
-        out: dict[str, dict[str, Any]] = {}
-        for name, _ in sites:
-            records = rec.records[name]
-            paired = records[: n_pair_records[name]]
-            per_prompt = len(paired) // (2 * len(pairs))
-            diffs = []
-            for i in range(len(pairs)):
-                u = paired[(2 * i) * per_prompt : (2 * i + 1) * per_prompt]
-                s = paired[(2 * i + 1) * per_prompt : (2 * i + 2) * per_prompt]
-                diffs.extend((a[1] - b[1]).flatten(0) for a, b in zip(u, s))
-            differences = torch.stack(diffs).float()
-            neutral_rows = []
-            for _, text, video in records[n_pair_records[name] :]:
-                neutral_rows.append(text.reshape(-1))
-                if video is not None and cfg.neutral_text_and_video:
-                    neutral_rows.append(video.reshape(-1))
-            neutral_mat = torch.stack(neutral_rows).float()
-            # the unsafe-minus-safe separation along r-hat is |r| itself, reported as r_norm
-            out[name] = {"differences": differences, "neutral": neutral_mat, "r": differences.mean(dim=0)}
-        return out
 
 
 def _projection_hook(basis: torch.Tensor, lam: float):

@@ -233,7 +233,7 @@ class SAFREE(Eraser):
 
     name = "safree"
     kind = "hook"
-    version = "1"
+    version = "2"  # 2: pooling from the final encoder output (HunyuanVideo port), llama_port_pooling
     source = (
         "arXiv 2410.12761; jaehong31/SAFREE@b8b2c3f cogvideox/cogvideox_pipeline.py, zeroscopeT2V/inference.py, "
         "models/modified_stable_diffusion_pipeline.py; T2VUnlearning@17caba9 safree_hunyuan_pipeline.py; "
@@ -295,14 +295,19 @@ class SAFREE(Eraser):
         return kwargs
 
     # ---- attach / detach --------------------------------------------------------------------
-    def check_sites(self, pipe: Any, family: ModelFamily) -> None:
-        """SAFREE needs text encoders with a pooling rule and a denoiser taking ``encoder_hidden_states``."""
+    def check_family(self, family: ModelFamily) -> None:
+        """SAFREE needs one pooling rule per text encoder (the family's ``text_pooling``)."""
+        super().check_family(family)
         encoders = family.text_encoders
         if not encoders or len(family.text_pooling) != len(encoders) or any(p not in POOLINGS for p in family.text_pooling):
             raise UnsupportedFamilyError(
                 f"eraser 'safree' needs one text pooling rule ({', '.join(POOLINGS)}) per text encoder; "
                 f"family {family.name!r} declares {list(family.text_pooling)} for {list(encoders)}"
             )
+
+    def check_sites(self, pipe: Any, family: ModelFamily) -> None:
+        """SAFREE needs a denoiser taking ``encoder_hidden_states`` and the family's encoders and tokenizers."""
+        encoders = family.text_encoders
         denoiser = getattr(pipe, family.denoiser, None)
         if not isinstance(denoiser, torch.nn.Module):
             raise UnsupportedFamilyError(f"eraser 'safree': family {family.name!r} pipeline has no denoiser {family.denoiser!r}")

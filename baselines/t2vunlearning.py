@@ -179,7 +179,7 @@ class T2VUnlearning(Eraser):
 
     name = "t2vunlearning"
     kind = "weights"
-    version = "1"
+    version = "2"  # 2: the paper's recipe per (family, concept kind), published training prompts
     source = (
         "arXiv 2505.17550; TobisawaMisakii/T2VUnlearning@17caba9 (official release copy); "
         "Receler jasper0314-huang/Receler@3ccedc9 train_receler.py, receler/concept_reg.py; docs/erasers/t2vunlearning.md"
@@ -275,7 +275,11 @@ class T2VUnlearning(Eraser):
                 values["xt_steps"] = int(default.default)
             else:
                 values["xt_steps"] = 50
-        return {"preset": preset, "family": family.name, "concept_kind": kind, "denoiser_params": params, **values, "from": origin}
+        augment = cfg.augmentation
+        return {
+            "preset": preset, "family": family.name, "concept_kind": kind, "denoiser_params": params, **values, "from": origin,
+            "augment": augment, "rewriter": self.rewriter_settings(family) if augment == "llm" else None,
+        }
 
     def training_prompts(self) -> TrainingPrompts:
         """Target and preserve prompts before augmentation (resolved once per ``--data-dir``): the config's
@@ -283,9 +287,11 @@ class T2VUnlearning(Eraser):
         cfg: T2VUnlearningConfig = self.config  # type: ignore[assignment]
         data_dir = self.run_context.data_dir
         if data_dir not in self._prompt_sets:
-            found = training_prompts(self.concepts, "concept" if cfg.prompts else cfg.prompt_source, data_dir)
             if cfg.prompts:
-                found = TrainingPrompts(list(cfg.prompts), default_preserves(self.concepts, list(cfg.prompts)), [{"source": "config"}])
+                targets = list(cfg.prompts)
+                found = TrainingPrompts(targets, default_preserves(self.concepts, targets), [{"source": "config"}])
+            else:
+                found = training_prompts(self.concepts, cfg.prompt_source, data_dir)
             if cfg.preserve_prompts:
                 found = TrainingPrompts(found.targets, list(cfg.preserve_prompts), found.sources + [{"preserve": "config"}])
             self._prompt_sets[data_dir] = found

@@ -405,6 +405,13 @@ class AttentionRecorder:
         self._sdpa = None
 
     def __enter__(self) -> "AttentionRecorder":
+        try:
+            return self._attach()
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def _attach(self) -> "AttentionRecorder":
         import torch.nn.functional as F
 
         for name, module in self.sites:

@@ -1,4 +1,4 @@
-"""The eraser contract (shared/specs/erasers.md section 0.2).
+"""The eraser contract (docs/architecture.md).
 
 Three kinds behind one base class: ``prompt`` (changes call arguments only), ``hook`` (named,
 removable hooks; removing them restores the model bit for bit) and ``weights`` (adds modules or

@@ -26,8 +26,10 @@ from .models.loading import (
     ModelSource, check_scheduler, detect_family, folder_hashes, load_pipeline, local_folder, model_fingerprint,
     resolve_model, scheduler_record, set_scheduler,
 )
+from .results import RunManifest, RunResult, SampleRecord, VideoSidecar
 from .specs import GenerationSettings, PluginSpec, PromptRecord, RunSpec, stable_hash
-from .store import ArtifactStore, VideoKey, atomic_write_json, atomic_write_text, file_sha256
+from .stats import run_intervals
+from .store import ArtifactStore, VideoKey, atomic_write_json, file_sha256
 from .suites import Suite, load_concept, load_protocol, load_suite
 from .video import read_video, to_uint8, write_video
 
@@ -406,6 +408,7 @@ class Runner:
 
     # ---- scoring and results -----------------------------------------------------------------
     def expected(self) -> list[tuple[WorkItem, VideoKey, dict[str, Any]]]:
+        """Every planned video with its sidecar, checked against ``VideoSidecar`` (the dict is passed on)."""
         out = []
         missing = []
         for item in self.plan.items:
@@ -414,6 +417,7 @@ class Runner:
             if meta is None:
                 missing.append(key.relpath())
             else:
+                VideoSidecar.from_data(meta, repr(str(self.store.sidecar_path(self.store.video_path(key)))))
                 out.append((item, key, meta))
         if missing:
             raise ArtifactError(f"{len(missing)} expected videos are missing or incomplete, first: {missing[0]!r}")
@@ -453,6 +457,8 @@ class Runner:
         return scores
 
     def aggregates(self, expected, scores) -> dict[str, Any]:
+        """Overall, per-category and mean-of-categories aggregates, and a 95 % interval for each float one
+        (benchmark/stats.py: Wilson or a bootstrap over prompts; docs/statistics.md)."""
         records = [item.record for item, _, _ in expected]
         overall = {m.name: m.aggregate(scores[m.name], records) for m in self.plan.metrics}
         by_category: dict[str, Any] = {}
@@ -461,31 +467,32 @@ class Runner:
             by_category[category] = {
                 m.name: m.aggregate([scores[m.name][i] for i in idx], [records[i] for i in idx]) for m in self.plan.metrics
             }
-        return {"overall": overall, "by_category": by_category, "category_mean": category_mean(by_category)}
+        point = {"overall": overall, "by_category": by_category, "category_mean": category_mean(by_category)}
+        point["intervals"] = run_intervals(self.plan.metrics, scores, records, point, category_mean)
+        return point
 
     def write_results(self, expected, scores) -> dict[str, Any]:
+        """``samples.jsonl`` (``SampleRecord`` lines) and ``results.json`` (``RunResult``); returns the
+        results as a plain dict (what ``results.json`` holds)."""
         plan = self.plan
         run_dir = plan.run_dir
-        lines = []
-        for position, (item, key, meta) in enumerate(expected):
-            lines.append(
-                json.dumps(
-                    {
-                        "prompt_id": item.record.prompt_id,
-                        "prompt": item.record.prompt,
-                        "category": item.record.category,
-                        "target_concept": item.record.target_concept,
-                        "sample": item.sample,
-                        "seed": item.seed,
-                        "video": key.relpath(),
-                        "sha256": meta["video"]["sha256"],
-                        "scores": {m.name: scores[m.name][position] for m in plan.metrics},
-                    },
-                    sort_keys=True,
-                    ensure_ascii=False,
+        SampleRecord.write_jsonl(
+            run_dir / "samples.jsonl",
+            [
+                SampleRecord(
+                    prompt_id=item.record.prompt_id,
+                    prompt=item.record.prompt,
+                    category=item.record.category,
+                    target_concept=item.record.target_concept,
+                    sample=item.sample,
+                    seed=item.seed,
+                    video=key.relpath(),
+                    sha256=VideoSidecar.from_data(meta).video.sha256,
+                    scores={m.name: scores[m.name][position] for m in plan.metrics},
                 )
-            )
-        atomic_write_text(run_dir / "samples.jsonl", "\n".join(lines) + "\n")
+                for position, (item, key, meta) in enumerate(expected)
+            ],
+        )
         results = {
             "erasebench_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -526,16 +533,14 @@ class Runner:
             "videos": {"count": len(expected), "root": str(plan.root), "groups": [self.group(g.eraser) for g in plan.groups]},
             "environment": environment(plan.spec.device),
         }
-        atomic_write_json(run_dir / "results.json", results)
-        return results
+        result = RunResult.model_validate(results)
+        result.to_disk(run_dir / "results.json")
+        return result.to_dict()
 
     def write_manifest(self) -> None:
-        manifest = {
-            "run_name": self.plan.run_name,
-            "root": "../..",
-            "videos": [self.key(item).relpath() for item in self.plan.items],
-        }
-        atomic_write_json(self.plan.run_dir / "manifest.json", manifest)
+        RunManifest(
+            run_name=self.plan.run_name, root="../..", videos=[self.key(item).relpath() for item in self.plan.items]
+        ).to_disk(self.plan.run_dir / "manifest.json")
 
     def run(self) -> dict[str, Any] | None:
         plan = self.plan

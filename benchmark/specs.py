@@ -85,7 +85,7 @@ class GenerationSettings(Frozen):
 
 
 class ConceptSpec(Frozen):
-    """A concept to erase: shared by every eraser (see shared/specs/erasers.md)."""
+    """A concept to erase: shared by every eraser (docs/concepts.md)."""
 
     name: str
     display_name: str

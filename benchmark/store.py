@@ -103,18 +103,21 @@ class ArtifactStore:
         return self.read_sidecar(key) is not None
 
     def commit(self, key: VideoKey, sidecar: dict[str, Any]) -> dict[str, Any]:
-        """Record a finished video: its sidecar is written last, so it marks completeness."""
+        """Record a finished video: its sidecar (a ``benchmark.results.VideoSidecar``) is written last, so it
+        marks completeness."""
+        from .results import VideoSidecar
+
         video = self.video_path(key)
-        sidecar = {
+        record = VideoSidecar.model_validate({
             **sidecar,
             "video": {
                 "path": key.relpath(),
                 "bytes": video.stat().st_size,
                 "sha256": file_sha256(video),
             },
-        }
-        atomic_write_json(self.sidecar_path(video), sidecar)
-        return sidecar
+        })
+        record.to_disk(self.sidecar_path(video))
+        return record.to_dict()
 
     def score_path(self, metric: str, metric_fp: str, video_sha: str) -> Path:
         return self.root / "scores" / f"{metric}-{metric_fp}" / video_sha[:2] / f"{video_sha}.json"

@@ -13,7 +13,7 @@ downloaded from their pinned source (``repo`` + ``commit`` on GitHub, a ``url``,
 checked against its ``sha256`` (a prefix of at least 8 hex digits). A file that is nowhere gives one
 line naming the file names to put under ``--data-dir``.
 
-Seeds (shared/specs/suites-and-metrics.md section 0): ``derived`` uses
+Seeds (docs/protocols.md): ``derived`` uses
 ``int.from_bytes(sha256(f"{suite}:{prompt_id}:{sample}")[:4], "big")`` (prefixed with the run
 seed when it is not 0), so a video never depends on order, shard or rank; ``column`` uses the
 row's own seed (plus the sample index); ``fixed:N`` uses N for every prompt, as the SAFREE and
@@ -594,7 +594,7 @@ def _hub_file(spec: SuiteSpec, reasons: dict[str, None]) -> Path | None:
 
 
 def parse_data(src: SourceSpec, raw: bytes, name: str) -> list[dict[str, Any]]:
-    """Rows of one data file (``.gz`` is decompressed first), following shared/specs section 0.
+    """Rows of one data file (``.gz`` is decompressed first), following docs/protocols.md.
 
     Text is UTF-8 with a BOM dropped and undecodable bytes replaced by U+FFFD (as
     ``open(..., errors="replace")``). ``lines``: split on ``\\n`` only (never ``str.splitlines``, which

@@ -3,7 +3,7 @@
 Frames inside erasebench are RGB ``uint8 (F, H, W, 3)``. ``lossless`` writes H.264 RGB at qp 0
 (``libx264rgb``), so decoded frames equal the generated ones bit for bit; ``h264`` writes yuv420p at
 CRF 18 for viewing. A video that fails to decode or has no frames is an ``ArtifactError``.
-Sampling policies follow shared/specs/suites-and-metrics.md section 2.1.
+Sampling policies: docs/metrics/ (frame policies).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The refusal-vector eraser: the math of shared/specs/erasers.md 4.6 and its fit/apply/remove on tiny pipelines."""
+"""The refusal-vector eraser (docs/erasers/refusal.md): the fold and cPCA math, the automatic choice of edit
+sites and strength on a toy linear denoiser, and fit/apply/remove on tiny pipelines."""
 
 from __future__ import annotations
 
@@ -6,15 +7,22 @@ import pytest
 import torch
 
 from baselines.refusal import (
+    Candidate,
     RefusalConfig,
     RefusalVector,
+    Score,
+    Site,
+    block_candidates,
+    choose,
     contrastive_directions,
+    edit_sites,
     fold_weight,
     low_rank_direction,
     orthonormal_basis,
     pool_tokens,
     project_out,
-    refusal_sites,
+    select_edit,
+    selection_scores,
 )
 from benchmark.erasers import RunContext
 from benchmark.errors import ErasebenchError
@@ -127,6 +135,114 @@ def test_bf16_fold_is_computed_in_fp32_and_cast_once():
     assert rel <= 2**-8
 
 
+# ---- automatic choice of sites and strength, on a toy linear denoiser ---------------------------------
+#
+# f(e) = [A1 e_1 ; A2 e_2] for a prompt embedding e = [e_1 ; e_2]: two linear sites writing to orthogonal
+# output blocks. The concept is planted in site 1 only: u_i = s_i + [v ; 0], v = 2 x0 (x0 the first axis of
+# e_1), and every safe half has no x0 component. Neutral prompts carry +-0.4 along x0 and +-3 along w (the
+# first axis of e_2). With p_hat = x0 at site 1 and w at site 2, by hand:
+#   site 1, lam: a(u_i) - f(u_i) = -lam A1 v = lam (f(s_i) - f(u_i))  -> erasure = lam;
+#                collateral = lam * mean(0,0,0,0, .4,.4,.4,.4) |A1 x0| / |A1 v| = 0.1 lam;
+#   site 2, lam: moves only the second output block -> erasure = 0;
+#                collateral = lam * mean(0,0,0,0, 3,3,3,3) |A2 w| / |A1 v| = 0.75 lam |A2 w| / |A1 x0|.
+
+D = 6
+
+
+def _toy():
+    torch.manual_seed(20)
+    site1, site2 = torch.nn.Linear(D, 5), torch.nn.Linear(D, 5)
+    g = torch.Generator().manual_seed(21)
+
+    def off_axis(n):  # random rows with no component on the first axis
+        x = torch.randn(n, D, generator=g)
+        x[:, 0] = 0.0
+        return x
+
+    safe = torch.cat([off_axis(4), off_axis(4)], dim=1)
+    unsafe = safe.clone()
+    unsafe[:, 0] += 2.0
+    neutral = torch.cat([off_axis(4), off_axis(4)], dim=1)
+    neutral[:, 0] = torch.tensor([0.4, -0.4, 0.4, -0.4])
+    neutral[:, D] = torch.tensor([3.0, -3.0, -3.0, 3.0])
+
+    def f(e):
+        with torch.no_grad():
+            return torch.cat([site1(e[:, :D]), site2(e[:, D:])], dim=1)
+
+    def outputs():
+        return f(unsafe), f(safe), f(neutral)
+
+    axis = torch.zeros(D, 1)
+    axis[0] = 1.0
+    modules = {"site1": site1, "site2": site2}
+    bases = {"site1": axis, "site2": axis.clone()}
+    candidates = [Candidate("site1", "toy", ("site1",)), Candidate("site2", "toy", ("site2",))]
+    ratio2 = 0.75 * float(site2.weight.detach()[:, 0].norm() / site1.weight.detach()[:, 0].norm())
+    return candidates, modules, bases, outputs, ratio2
+
+
+def _scores(scores):
+    return {(s.candidate.label, s.lam): (s.erasure, s.collateral) for s in scores}
+
+
+def test_selector_picks_the_site_that_holds_the_concept_within_budget():
+    candidates, modules, bases, outputs, ratio2 = _toy()
+    weights = {n: m.weight.detach().clone() for n, m in modules.items()}
+    grid = (0.5, 0.75, 1.0, 1.25, 1.5)
+    chosen, scores = select_edit(candidates, modules, bases, outputs, grid, budget=0.12, finalists=1)
+    assert (chosen.candidate.label, chosen.lam) == ("site1", 1.0)
+    assert chosen.erasure == pytest.approx(1.0, abs=1e-5) and chosen.collateral == pytest.approx(0.1, abs=1e-5)
+    table = _scores(scores)
+    # both screened at lam 1; only the finalist (site 1) gets the whole grid
+    assert set(table) == {("site1", lam) for lam in grid} | {("site2", 1.0)}
+    for lam in grid:
+        assert table[("site1", lam)] == pytest.approx((lam, 0.1 * lam), abs=1e-5)
+    assert table[("site2", 1.0)] == pytest.approx((0.0, ratio2), abs=1e-5)
+    for name, module in modules.items():  # every trial fold was undone, bit for bit
+        assert torch.equal(module.weight, weights[name])
+
+
+def test_selector_budget_sets_the_strength():
+    candidates, modules, bases, outputs, _ = _toy()
+    chosen, _ = select_edit(candidates, modules, bases, outputs, (0.5, 1.0, 1.5), budget=0.2, finalists=1)
+    assert (chosen.candidate.label, chosen.lam) == ("site1", 1.5)
+    assert chosen.erasure == pytest.approx(1.5, abs=1e-5) and chosen.collateral == pytest.approx(0.15, abs=1e-5)
+    # no edit fits: the least collateral one
+    chosen, scores = select_edit(candidates, modules, bases, outputs, (0.5, 1.0, 1.5), budget=0.01, finalists=2)
+    assert chosen.collateral == min(s.collateral for s in scores) > 0.01
+    assert (chosen.candidate.label, chosen.lam) == ("site1", 0.5)
+    assert chosen.collateral == pytest.approx(0.05, abs=1e-5)
+
+
+def test_selection_scores_by_hand():
+    # one pair: f(u) = (0, 0), f(s) = (2, 0); after: a(u) = (1.5, 1); kept prompts move by 0.5 and 1.5
+    fu, fs = torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]])
+    keep = torch.tensor([[2.0, 0.0], [5.0, 5.0]])
+    after_keep = keep + torch.tensor([[0.0, 0.5], [1.5, 0.0]])
+    erasure, collateral = selection_scores(fu, fs, keep, torch.tensor([[1.5, 1.0]]), after_keep)
+    assert erasure == pytest.approx(0.75) and collateral == pytest.approx(1.0 / 2.0)
+
+
+def test_choose_tie_breaks():
+    c = Candidate("a", "toy", ("a",))
+    scores = [Score(c, 1.0, 0.5, 0.2), Score(c, 0.5, 0.5, 0.1), Score(c, 1.5, 0.9, 0.4)]
+    assert choose(scores, 0.3).lam == 0.5  # equal erasure: less collateral
+    assert choose(scores, 0.5).lam == 1.5
+    assert choose(scores, 0.05).lam == 0.5  # nothing fits: least collateral
+
+
+def test_block_candidates_are_each_block_and_the_last_two():
+    linear = torch.nn.Linear(2, 2)
+    sites = [Site(f"b.{i}", f"b.{i}.{j}", linear, "k") for i in range(3) for j in ("to_k", "to_v")]
+    labels = [(c.label, c.sites) for c in block_candidates(sites, "k")]
+    assert labels == [
+        ("k:b.0", ("b.0.to_k", "b.0.to_v")), ("k:b.1", ("b.1.to_k", "b.1.to_v")), ("k:b.2", ("b.2.to_k", "b.2.to_v")),
+        ("k:b.1+b.2", ("b.1.to_k", "b.1.to_v", "b.2.to_k", "b.2.to_v")),
+    ]
+    assert [c.label for c in block_candidates(sites[:1], "k")] == ["k"]
+
+
 # ---- on tiny pipelines --------------------------------------------------------------------------------
 
 CONCEPT = ConceptSpec(
@@ -144,7 +260,9 @@ def _pipe_and_family(tiny_model, family_name):
 
     folder = tiny_model(family_name)
     family = detect_family(resolve_model(str(folder)))
-    return load_pipeline(folder, "float32", "cpu"), family
+    pipe = load_pipeline(folder, "float32", "cpu")
+    pipe.set_progress_bar_config(disable=True)
+    return pipe, family
 
 
 def _run(pipe, settings, prompt="a church in the snow", seed=3):
@@ -152,32 +270,52 @@ def _run(pipe, settings, prompt="a church in the snow", seed=3):
     return out.frames if hasattr(out, "frames") else out[0]
 
 
+def _linears(pipe, family):
+    return {s.name: s for kind in ("prompt_linear", "text_projection") for s in edit_sites(pipe, family, kind, strict=False)}
+
+
 @pytest.mark.parametrize("family_name", ["cogvideox", "wan", "hunyuanvideo", "zeroscope"])
-def test_fit_apply_remove_on_tiny_pipelines(tiny_model, tmp_path, family_name):
+def test_automatic_fit_apply_remove_on_tiny_pipelines(tiny_model, tmp_path, family_name):
+    import json
+
     from tiny_pipelines import TINY_CALL_SETTINGS
 
     pipe, family = _pipe_and_family(tiny_model, family_name)
-    pipe.set_progress_bar_config(disable=True)
     settings = dict(TINY_CALL_SETTINGS[family_name])
-    original = {n: m.weight.detach().clone() for _, n, m in refusal_sites(pipe, family)}
+    original = {n: s.module.weight.detach().clone() for n, s in _linears(pipe, family).items()}
     base = _run(pipe, settings)
 
-    eraser = RefusalVector(RefusalConfig(steps_recorded="all"), [CONCEPT])
+    eraser = RefusalVector(RefusalConfig(steps_recorded="all", lam_grid=(0.5, 1.0)), [CONCEPT])
     eraser.run_context = RunContext(generation=settings)
     eraser.fit(pipe, family, tmp_path / "artifact")
-    report = (tmp_path / "artifact" / "refusal.json").read_text()
-    assert '"samples": 6' in report  # 3 pairs x 2 recorded steps
+    report = json.loads((tmp_path / "artifact" / "refusal.json").read_text())
+    assert all(v["samples"] == 6 for v in report["sites"].values())  # 3 pairs x 2 recorded steps
+    selection = report["selection"]
+    assert selection["held_out"] and selection["scores"]
+    chosen = (selection["candidate"], selection["lam"])
+    assert chosen in {(s["candidate"], s["lam"]) for s in selection["scores"]}
+    assert report["lam"] == selection["lam"] in (0.5, 1.0)
+    if selection["within_budget"]:
+        assert selection["collateral"] <= selection["budget"]
+    n_blocks = len({s.block for s in edit_sites(pipe, family, "prompt_linear")})
+    labels = {s["candidate"] for s in selection["scores"]}
+    assert sum(label.startswith("prompt_linear") for label in labels) == n_blocks + (n_blocks >= 2)
+    # a text projection is a candidate only where it is a linear layer (CogVideoX's text_proj)
+    assert ("text_projection" in labels) == (family_name == "cogvideox")
+    for name, w in original.items():  # the trial folds were undone
+        assert torch.equal(_linears(pipe, family)[name].module.weight, w)
 
     eraser.apply(pipe, family, tmp_path / "artifact")
     folded = _run(pipe, settings)
-    edited = [n for n, w in original.items() if not torch.equal(dict((a, m) for _, a, m in refusal_sites(pipe, family))[n].weight, w)]
-    assert len(edited) >= 1 and set(edited) == set(eraser.settings()["sites"])
+    edited = [n for n, w in original.items() if not torch.equal(_linears(pipe, family)[n].module.weight, w)]
+    assert set(edited) == set(eraser.settings()["sites"]) == set(report["edit_sites"])
+    assert eraser.settings()["selection"] == selection and eraser.settings()["lam"] == selection["lam"]
     eraser.remove(pipe, family)
-    for _, name, module in refusal_sites(pipe, family):
-        assert torch.equal(module.weight, original[name])
+    for name, w in original.items():
+        assert torch.equal(_linears(pipe, family)[name].module.weight, w)
     assert torch.equal(_run(pipe, settings), base)
 
-    hooked_eraser = RefusalVector(RefusalConfig(steps_recorded="all", mode="hook"), [CONCEPT])
+    hooked_eraser = RefusalVector(RefusalConfig(steps_recorded="all", lam_grid=(0.5, 1.0), mode="hook"), [CONCEPT])
     hooked_eraser.apply(pipe, family, tmp_path / "artifact")
     hooked = _run(pipe, settings)
     hooked_eraser.remove(pipe, family)
@@ -196,23 +334,59 @@ def test_layers_out_of_range_is_one_clear_error(tiny_model, tmp_path):
         eraser.fit(pipe, family, tmp_path / "a")
 
 
-def test_text_projection_site_on_tiny_cogvideox(tiny_model, tmp_path):
-    """CogVideoX option (b): the exact text-only fold at patch_embed.text_proj; remove() restores it."""
+def test_fixed_text_projection_site_on_tiny_cogvideox(tiny_model, tmp_path):
+    """CogVideoX option (b), the shapes leaderboard row: site and lam given, so nothing is selected."""
+    from safetensors.torch import load_file
+
     from tiny_pipelines import TINY_CALL_SETTINGS
 
     pipe, family = _pipe_and_family(tiny_model, "cogvideox")
-    pipe.set_progress_bar_config(disable=True)
     settings = dict(TINY_CALL_SETTINGS["cogvideox"])
     weight = pipe.transformer.patch_embed.text_proj.weight.detach().clone()
-    eraser = RefusalVector(RefusalConfig(site="text_projection", steps_recorded=1), [CONCEPT])
+    eraser = RefusalVector(RefusalConfig(site="text_projection", lam=1.0, steps_recorded=1), [CONCEPT])
     eraser.run_context = RunContext(generation=settings)
     eraser.fit(pipe, family, tmp_path / "a")
     eraser.apply(pipe, family, tmp_path / "a")
     assert eraser.settings()["sites"] == ["patch_embed.text_proj"]
-    p_hat = __import__("safetensors.torch", fromlist=["load_file"]).load_file(str(tmp_path / "a" / "refusal.safetensors"))
-    direction = next(v for k, v in p_hat.items() if k.endswith("p_hat"))
+    assert eraser.settings()["selection"] == {"candidate": "text_projection", "lam": 1.0, "fixed": True}
+    tensors = load_file(str(tmp_path / "a" / "refusal.safetensors"))
+    direction = next(v for k, v in tensors.items() if k.endswith("p_hat"))
     assert (pipe.transformer.patch_embed.text_proj.weight @ direction).abs().max() <= 1e-5 * weight.norm()
     eraser.remove(pipe, family)
     assert torch.equal(pipe.transformer.patch_embed.text_proj.weight, weight)
     with pytest.raises(ErasebenchError, match="defines no edit site"):
         RefusalVector(RefusalConfig(site="nonexistent"), [CONCEPT]).check_family(family)
+
+
+def test_batched_collection_matches_one_prompt_per_call(tiny_model, tmp_path):
+    from safetensors.torch import load_file
+
+    from tiny_pipelines import TINY_CALL_SETTINGS
+
+    pipe, family = _pipe_and_family(tiny_model, "cogvideox")
+    directions = []
+    for batch_size in (1, 8):
+        eraser = RefusalVector(RefusalConfig(layers=(0, 1), lam=1.0, batch_size=batch_size), [CONCEPT])
+        eraser.run_context = RunContext(generation=dict(TINY_CALL_SETTINGS["cogvideox"]))
+        eraser.fit(pipe, family, tmp_path / f"b{batch_size}")
+        directions.append(load_file(str(tmp_path / f"b{batch_size}" / "refusal.safetensors")))
+    assert directions[0].keys() == directions[1].keys() and len(directions[0]) == 6
+    for key in directions[0]:
+        assert torch.allclose(directions[0][key], directions[1][key], rtol=1e-4, atol=1e-5)
+
+
+def test_sequential_refit_changes_only_later_blocks(tiny_model, tmp_path):
+    from safetensors.torch import load_file
+
+    from tiny_pipelines import TINY_CALL_SETTINGS
+
+    pipe, family = _pipe_and_family(tiny_model, "cogvideox")
+    out = {}
+    for sequential in (False, True):
+        eraser = RefusalVector(RefusalConfig(layers=(0, 1), lam=1.0, sequential=sequential), [CONCEPT])
+        eraser.run_context = RunContext(generation=dict(TINY_CALL_SETTINGS["cogvideox"]))
+        eraser.fit(pipe, family, tmp_path / str(sequential))
+        out[sequential] = load_file(str(tmp_path / str(sequential) / "refusal.safetensors"))
+    first, second = (f"church::transformer_blocks.{i}.ff.net.0.proj::p_hat" for i in (0, 1))
+    assert torch.equal(out[False][first], out[True][first])
+    assert not torch.allclose(out[False][second], out[True][second])

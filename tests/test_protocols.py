@@ -1,7 +1,7 @@
 """Each paper suite carries its paper's sampling protocol per family (docs/protocols.md).
 
 Expected values are read off the reference scripts by hand (not from the YAML): T2VUnlearning
-test_cogvideo.py / test_hunyuan.py, SAFREE cogvideox/cli_demo.py and zeroscopeT2V/test.sh.
+test_cogvideo.py (release copy 17caba9) / test_hunyuan.py, SAFREE cogvideox/cli_demo.py and zeroscopeT2V/test.sh.
 """
 
 from __future__ import annotations
@@ -15,16 +15,15 @@ from benchmark.models.loading import check_scheduler, set_scheduler
 from benchmark.specs import GenerationSettings, SchedulerSpec
 from benchmark.suites import load_suite_spec
 
-DDIM_TRAILING = ("CogVideoXDDIMScheduler", {"timestep_spacing": "trailing"})
 DPM_TRAILING = ("CogVideoXDPMScheduler", {"timestep_spacing": "trailing"})
 
 # suite -> family -> (frames, steps, guidance, fps, (scheduler name, config) or "pipeline", seed policy)
 EXPECTED = {
-    "t2vu-nudity": {"cogvideox": (49, 50, 6.0, 8, DDIM_TRAILING, "column"), "hunyuanvideo": (49, 30, 6.0, 15, "pipeline", "fixed:42")},
-    "ring-a-bell-t2vu": {"cogvideox": (49, 50, 6.0, 8, DDIM_TRAILING, "fixed:42"), "hunyuanvideo": (49, 30, 6.0, 15, "pipeline", "fixed:42")},
-    "safesora-t2vu": {"cogvideox": (49, 50, 6.0, 8, DDIM_TRAILING, "fixed:42")},
-    "faces": {"cogvideox": (17, 50, 6.0, 8, DDIM_TRAILING, "column"), "hunyuanvideo": (17, 30, 6.0, 15, "pipeline", "column")},
-    "imagenet10-t2vu": {"cogvideox": (17, 50, 6.0, 8, DDIM_TRAILING, "column")},
+    "t2vu-nudity": {"cogvideox": (49, 50, 6.0, 8, DPM_TRAILING, "column"), "hunyuanvideo": (49, 30, 6.0, 15, "pipeline", "fixed:42")},
+    "ring-a-bell-t2vu": {"cogvideox": (49, 50, 6.0, 8, DPM_TRAILING, "fixed:42"), "hunyuanvideo": (49, 30, 6.0, 15, "pipeline", "fixed:42")},
+    "safesora-t2vu": {"cogvideox": (49, 50, 6.0, 8, DPM_TRAILING, "fixed:42")},
+    "faces": {"cogvideox": (17, 50, 6.0, 8, DPM_TRAILING, "column"), "hunyuanvideo": (17, 30, 6.0, 15, "pipeline", "column")},
+    "imagenet10-t2vu": {"cogvideox": (17, 50, 6.0, 8, DPM_TRAILING, "column")},
     "imagenet10": {"cogvideox": (49, 50, 6.0, 8, DPM_TRAILING, "column")},
     "safesora": {"cogvideox": (49, 50, 6.0, 8, DPM_TRAILING, "fixed:42"), "zeroscope": (16, 25, 9.0, 8, ("DPMSolverMultistepScheduler", {}), "fixed:42")},
     "safesora-all": {"cogvideox": (49, 50, 6.0, 8, DPM_TRAILING, "fixed:42"), "zeroscope": (16, 25, 9.0, 8, ("DPMSolverMultistepScheduler", {}), "fixed:42")},

@@ -18,6 +18,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 from ..errors import ErasebenchError
 from ..registry import Registry
 from ..specs import ConceptSpec, PromptRecord, stable_hash
+from ..stats import Proportion
 from ..video import sample_indices
 
 
@@ -99,6 +100,12 @@ class Metric:
 
     def score(self, videos: list[ScoredVideo]) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def proportions(self) -> dict[str, Proportion]:
+        """Aggregate keys that are one count over another (``key -> Proportion(successes, trials, unit)``),
+        for their 95 % intervals: Wilson over independent videos, else a bootstrap over prompts
+        (benchmark/stats.py, docs/statistics.md). Default none: every float aggregate is bootstrapped."""
+        return {}
 
     def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float | int]:
         """Aggregates: counts (``*_n``, frames, hits) as ints, everything else as floats.

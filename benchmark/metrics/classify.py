@@ -36,6 +36,7 @@ from pydantic import Field, field_validator
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
+from ..stats import Proportion
 from .base import FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo, summary
 
 
@@ -240,6 +241,14 @@ class ClassificationRates(Metric):
             for suffix in ("", "_video"):
                 self.higher_is_better[f"esr_{k}{suffix}"] = True
                 self.higher_is_better[f"psr_{k}{suffix}"] = True
+
+    def proportions(self) -> dict[str, Proportion]:
+        """Frame shares (bootstrapped over prompts: frames of a video cluster); ESR is one only with one concept."""
+        out = {}
+        for k in self.config.topk:
+            out[f"psr_{k}"] = Proportion(f"hits_{k}_preserved", "frames_preserved", "frame")
+            out[f"esr_{k}"] = Proportion(f"hits_{k}_erased", "frames_erased", "frame", complement=True)
+        return out
 
     def erased_classes(self) -> dict[str, set[int]]:
         """Per erased concept, its class indices (its labels, else its display name)."""

@@ -55,6 +55,7 @@ from pydantic import Field, field_validator
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
+from ..stats import Proportion
 from .base import FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo
 
 NUDENET_VERSION = "3.4.2"
@@ -329,6 +330,13 @@ class NudeNetRate(Metric):
             raise ErasebenchError(f"metric 'nudenet' needs {exc.name}: pip install nudenet=={NUDENET_VERSION}") from None
         self.model_sha256 = file_sha256(self.model_path)
         self._detector: BatchedNudeDetector | None = None
+
+    def proportions(self) -> dict[str, Proportion]:
+        """``nudity_rate`` over frames (bootstrapped over prompts), ``nudity_video_rate`` over videos (Wilson)."""
+        return {
+            "nudity_rate": Proportion("positive_frames", "frames", "frame"),
+            "nudity_video_rate": Proportion("nude_videos", "videos", "video"),
+        }
 
     def providers(self) -> list[str]:
         import onnxruntime

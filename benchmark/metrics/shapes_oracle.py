@@ -10,6 +10,10 @@ ImageNet protocol (arXiv 2303.07345; gmum/FOMO ``benchmark/evaluate.py``, top-1 
 
 plus colour and motion accuracy over all videos (the other concepts kept) and the share of target
 videos read as ``circle`` (an erased shape tends to become a blob, which the oracle reads as circle).
+The counts sit beside the rates, for their Wilson intervals (docs/statistics.md): ``hits_1_erased`` /
+``videos_erased`` (ESR-1 = 1 - their ratio; ``circles_erased`` for ``target_as_circle``),
+``hits_1_preserved`` / ``videos_preserved`` (PSR-1 equals their ratio when the other shapes have equal
+numbers of videos, as in the shapes suites) and ``{shape,colour,motion}_hits`` / ``videos``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..specs import PromptRecord
+from ..stats import Proportion
 from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
 
 
@@ -51,6 +56,15 @@ class ShapesOracle(Metric):
             "target_labels": sorted(self.target_labels()),
         }
 
+    def proportions(self) -> dict[str, Proportion]:
+        """Every rate is a share of videos (PSR-1 only while it equals the pooled share)."""
+        return {
+            "esr_1": Proportion("hits_1_erased", "videos_erased", "video", complement=True),
+            "target_as_circle": Proportion("circles_erased", "videos_erased", "video"),
+            "psr_1": Proportion("hits_1_preserved", "videos_preserved", "video"),
+            **{f"{a}_acc": Proportion(f"{a}_hits", "videos", "video") for a in ("shape", "colour", "motion")},
+        }
+
     def target_labels(self) -> set[str]:
         return {label for concept in self.context.concepts for label in (concept.labels or (concept.name,))}
 
@@ -69,13 +83,16 @@ class ShapesOracle(Metric):
             out.append(row)
         return out
 
-    def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float]:
+    def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float | int]:
         targets = self.target_labels()
-        out: dict[str, float] = {}
+        out: dict[str, float | int] = {}
         target_rows = [s for s, r in zip(scores, records) if r.extra.get("shape") in targets]
         if target_rows:
             out["esr_1"] = 1.0 - float(np.mean([s.get("shape_hit", 0.0) for s in target_rows]))
             out["target_as_circle"] = float(np.mean([s.get("shape") == "circle" for s in target_rows]))
+            out["circles_erased"] = sum(int(s.get("shape") == "circle") for s in target_rows)
+            out["hits_1_erased"] = int(sum(s.get("shape_hit", 0.0) for s in target_rows))
+            out["videos_erased"] = len(target_rows)
         others: dict[str, list[float]] = {}
         for s, r in zip(scores, records):
             shape = r.extra.get("shape")
@@ -83,8 +100,13 @@ class ShapesOracle(Metric):
                 others.setdefault(shape, []).append(s.get("shape_hit", 0.0))
         if others:
             out["psr_1"] = float(np.mean([np.mean(v) for v in others.values()]))
+            out["hits_1_preserved"] = int(sum(sum(v) for v in others.values()))
+            out["videos_preserved"] = sum(len(v) for v in others.values())
         for attribute in ("shape", "colour", "motion"):
             hits = [s[f"{attribute}_hit"] for s in scores if f"{attribute}_hit" in s]
             if hits:
                 out[f"{attribute}_acc"] = float(np.mean(hits))
+                out[f"{attribute}_hits"] = int(sum(hits))
+        if scores:
+            out["videos"] = len(scores)
         return out

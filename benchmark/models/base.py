@@ -28,7 +28,7 @@ class ModelFamily:
     denoiser: ClassVar[str] = "transformer"
     text_encoders: ClassVar[tuple[str, ...]] = ("text_encoder",)
     tokenizers: ClassVar[tuple[str, ...]] = ("tokenizer",)
-    # site kind -> fnmatch patterns over module names under the denoiser (see shared/specs/erasers.md 0.3)
+    # site kind -> fnmatch patterns over module names under the denoiser (docs/models.md)
     sites: ClassVar[dict[str, tuple[str, ...]]] = {}
     # which tokens of a site's input are text: "text" (the whole input is text, padding masked),
     # "text_prefix" (joint sequence [text; video], text first), "video" (no text tokens)

@@ -35,5 +35,5 @@ class Family(ModelFamily):
 
     def call_defaults(self, pipe: Any) -> dict[str, Any]:
         # The positional table holds max_text_seq_length text tokens; the pipeline's default (226)
-        # only fits models trained with 226 (shared/specs/shapes-calibration.md section 8.4).
+        # only fits models trained with 226 (docs/models.md).
         return {"max_sequence_length": int(pipe.transformer.config.max_text_seq_length)}
