@@ -57,8 +57,9 @@ from benchmark.store import atomic_write_json
 
 #: site kinds that ``site="auto"`` draws candidates from (generic kinds of benchmark/models/*.py)
 AUTO_KINDS: tuple[str, ...] = ("prompt_linear", "text_projection")
-#: strengths tried for each finalist when ``lam`` is None (erasers.md 4.1 sweeps 0.5, 1, 1.5)
-LAM_GRID: tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5)
+#: strengths tried for each finalist when ``lam`` is None: up to the paper's 1 (removal); reflections (> 1)
+#: only when asked for (docs/erasers/refusal.md, "Strength")
+LAM_GRID: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
 #: the paper's strength, used to screen every candidate before the finalists get the whole grid
 SCREEN_LAM = 1.0
 #: largest mean move of a held-out safe or neutral prompt's output, as a share of a concept swap's move

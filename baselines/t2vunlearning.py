@@ -566,7 +566,7 @@ class Batch:
 
 
 class Trainer:
-    """The training loop of section 3, one iteration at a time (``draw`` then ``step``), for ``fit`` and tests."""
+    """The training loop (docs/erasers/t2vunlearning.md "Protocol"), one iteration at a time (``draw`` then ``step``)."""
 
     def __init__(self, eraser: T2VUnlearning, pipe: Any, family: ModelFamily):
         t0 = time.perf_counter()

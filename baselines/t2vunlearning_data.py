@@ -448,7 +448,7 @@ TEMPLATE_PARAPHRASES = ("{word}", "a {word}", "a video of {prompt}")
 
 
 def template_augment(targets: list[str], words: list[str], rng: np.random.Generator, per_prompt: int = 2) -> list[str]:
-    """Built-in paraphrases (section 3 step 4 without an LLM): the concept word alone, ``a <word>``,
+    """Built-in paraphrases (augmentation without an LLM; not the paper's): the concept word alone, ``a <word>``,
     ``a video of <prompt>``, and copies of each target with one non-concept word dropped."""
     out: list[str] = []
 

@@ -107,29 +107,38 @@ def make_progress() -> tuple[Progress, Any]:
     return progress, factory
 
 
-def leaderboard_row(results: dict[str, Any]) -> Table:
-    from .report import method_label
+def leaderboard_row(results: "dict[str, Any] | RunResult") -> Table:
+    """One run's summary, one line per aggregate (so it fits 80 columns whatever the number of metrics):
+    value, 95 % interval and, with several categories, the mean of the categories (docs/results.md)."""
+    from rich.markup import escape
 
-    overall = results["aggregates"]["overall"]
-    single = len(overall) == 1  # one metric: its name goes in the title, the columns are its keys
-    title = f"{results['suite']['name']} on {results['model']['label']}" + (f": {next(iter(overall))}" if single else "")
-    table = Table(title=title)
-    table.add_column("method", overflow="fold")
-    values = []
-    for metric, aggregates in overall.items():
-        for key, value in aggregates.items():
-            header = key if single or key == metric else f"{metric}.{key}"
-            table.add_column(header, justify="right", overflow="fold")
-            values.append(f"{value:.4f}" if isinstance(value, float) else str(value))
-    table.add_row(method_label(results), *values)
-    means = results["aggregates"].get("category_mean") or {}
-    if means:  # the mean of per-category rates beside the pooled row (docs/results.md)
-        n = len(results["aggregates"]["by_category"])
-        row = [
-            f"{means.get(metric, {})[key]:.4f}" if key in means.get(metric, {}) else ""
-            for metric, aggregates in overall.items() for key in aggregates
-        ]
-        table.add_row(f"(mean of {n} categories)", *row)
+    from .report import format_interval
+    from .results import RunResult
+
+    result = results if isinstance(results, RunResult) else RunResult.from_data(results)
+    aggregates = result.aggregates
+    means = aggregates.category_mean
+    title = f"{result.suite.name} on {result.model.label or result.spec.model}: {result.method_label()}"
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("aggregate", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("95% CI", justify="right", no_wrap=True)
+    if means:
+        table.add_column("cat. mean", justify="right", no_wrap=True)
+        table.caption = f"cat. mean: unweighted mean over the {len(aggregates.by_category)} categories"
+    for metric, values in aggregates.overall.items():
+        table.add_row(f"[bold]{escape(metric)}[/bold]", *[""] * (3 if means else 2))
+        for key, value in values.items():
+            interval = aggregates.interval(metric, key)
+            row = [
+                f"  {escape(key)}",
+                f"{value:.4f}" if isinstance(value, float) else str(value),
+                escape(format_interval(interval, 3)) if interval else "",
+            ]
+            if means:
+                mean = means.get(metric, {}).get(key)
+                row.append(f"{mean:.4f}" if mean is not None else "")
+            table.add_row(*row)
     return table
 
 
@@ -322,17 +331,20 @@ def plugin_table(kind: str) -> Table:
 def report(
     paths: list[str] = typer.Argument(..., help="Run folders, results.json files, or folders to search."),
     fmt: str = typer.Option("md", "--format", "-f", help="md | csv | latex"),
-    metric: Optional[list[str]] = typer.Option(None, "--metric", help="Keep columns containing this text (repeatable)."),
+    metric: Optional[list[str]] = typer.Option(
+        None, "--metric", help="Keep the columns of this KEY, METRIC.KEY or METRIC (repeatable)."
+    ),
     digits: int = typer.Option(3, "--digits"),
+    intervals: bool = typer.Option(True, "--intervals/--no-intervals", help="Print each value's 95% interval beside it."),
     output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file."),
 ) -> None:
-    """Build a leaderboard (rows: methods; columns: suite x metric) from results files alone."""
+    """Build a leaderboard (rows: runs by settings; columns: suite x metric key) from results files alone."""
     try:
-        from .report import find_results, leaderboard, render
+        from .report import find_results, leaderboard, load_results, render
 
         if fmt not in {"md", "csv", "latex"}:
             raise ErasebenchError(f"--format {fmt!r} is not allowed: use md, csv or latex")
-        text = render(leaderboard(find_results(paths), metric), fmt, digits)
+        text = render(leaderboard(load_results(find_results(paths)), metric), fmt, digits, intervals)
     except ErasebenchError as exc:
         fail(str(exc))
         return
@@ -358,6 +370,85 @@ def verify(run_dir: Path = typer.Argument(..., help="A run folder (holding manif
         err_console.print(problem, markup=False, highlight=False)
     out_console.print(f"{count - len(problems)} of {count} videos OK", markup=False, highlight=False)
     if problems:
+        raise typer.Exit(1)
+
+
+@app.command("table")
+def table_cmd(
+    name: str = typer.Argument(..., help="Paper table (erasebench table list) or a table spec .yaml."),
+    paths: Optional[list[str]] = typer.Argument(None, help="Run folders, results.json files, or folders to search."),
+    fmt: str = typer.Option("md", "--format", "-f", help="md | latex | csv | html"),
+    published: bool = typer.Option(False, "--published", help="Put the published value and Δ beside each cell."),
+    model_as: Optional[list[str]] = typer.Option(
+        None, "--model-as", help="PAPER_MODEL=RUN_MODEL: runs of RUN_MODEL fill PAPER_MODEL's cells, marked † (repeatable)."
+    ),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file."),
+) -> None:
+    """Fill a paper table (docs/tables.md) from runs; list the runs its empty cells need."""
+    try:
+        from .tables.command import table_text, write_output
+
+        text, messages = table_text(name, paths, fmt, published, model_as)
+    except ErasebenchError as exc:
+        fail(str(exc))
+        return
+    write_output(text, output)
+    for line in messages:
+        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("compare")
+def compare_cmd(
+    paths: list[str] = typer.Argument(..., help="Run folders, results.json files, or folders to search."),
+    reference: str = typer.Option(..., "--reference", help="Paper whose published numbers to compare with (results/references)."),
+    model_as: Optional[list[str]] = typer.Option(None, "--model-as", help="PAPER_MODEL=RUN_MODEL stand-in (never fails)."),
+    tolerance: Optional[list[str]] = typer.Option(None, "--tolerance", help="METRIC.KEY=VALUE in the paper's unit (repeatable)."),
+) -> None:
+    """Ours beside the published numbers, with our 95 % interval; exit 1 when a primary one is out of tolerance."""
+    try:
+        from .tables.command import compare_text
+
+        text, code = compare_text(paths, reference, model_as, tolerance)
+    except ErasebenchError as exc:
+        fail(str(exc))
+        return
+    sys.stdout.write(text + "\n")
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command()
+def gate(
+    paths: list[str] = typer.Argument(..., help="Run folders, results.json files, or folders to search."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline JSON (docs/gate.md)."),
+    record: bool = typer.Option(False, "--record", help="Write --baseline from these runs instead of checking them."),
+    check: Optional[list[str]] = typer.Option(
+        None, "--check", help="With --record: METRIC.KEY[:higher|lower][:TOLERANCE] to gate (repeatable)."
+    ),
+    require_all: bool = typer.Option(False, "--require-all", help="Also fail when a baseline entry matches no run given."),
+) -> None:
+    """Compare runs with a stored baseline: exit 1 with a diff when a gated key regressed beyond its tolerance."""
+    try:
+        from .gate import format_report, load_baseline, parse_check, record_baseline, run_gate
+        from .report import find_results, load_results
+
+        if baseline is None:
+            raise ErasebenchError("no --baseline given: pass --baseline FILE (docs/gate.md)")
+        if check and not record:
+            raise ErasebenchError("--check is only used with --record (a baseline file names its own checks)")
+        results = load_results(find_results(paths))
+        if record:
+            if not check:
+                raise ErasebenchError("--record needs at least one --check METRIC.KEY[:higher|lower][:TOLERANCE]")
+            record_baseline(results, dict(parse_check(c) for c in check)).to_disk(baseline)
+            out_console.print(f"recorded {len(results)} runs into {baseline}", markup=False, highlight=False)
+            return
+        report = run_gate(load_baseline(baseline), results)
+    except ErasebenchError as exc:
+        fail(str(exc))
+        return
+    sys.stdout.write(format_report(report) + "\n")
+    if report.regressions or (require_all and report.unmatched):
         raise typer.Exit(1)
 
 

@@ -1,18 +1,31 @@
 """Leaderboard tables built from results.json files alone (after lm-eval's ``make_table``).
 
-Rows are methods (eraser name, plus its non-default arguments), columns are ``suite/metric.key``
-over the overall aggregates; formats Markdown, CSV and LaTeX.
+    board = leaderboard(load_results(find_results(paths)), ["esr_1", "psr_1"])
+    text = render(board, "latex")          # md | csv | latex
+
+Rows are runs told apart by every setting in ``RunResult.row_key()`` (model, eraser and its arguments,
+concepts, seed, seed policy, samples, erase mode, generation overrides, ...): one method's runs on several
+suites share a row; two runs that differ in any such setting get two rows, labelled with the settings
+that differ in the table. Two results files with the same settings and suite but different numbers are an
+error, never one replacing the other. Columns are ``suite/metric.key`` over the overall float aggregates
+(rates and means; counts stay in results.json); each cell carries its 95 % interval when the results
+have one (docs/statistics.md).
 """
 
 from __future__ import annotations
 
-import json
+import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
 from .errors import ErasebenchError
+from .results import ROW_KEY_FIELDS, Interval, RunResult, format_setting
+
+FORMATS = ("md", "csv", "latex")
 
 
 def find_results(paths: Iterable[str | Path]) -> list[Path]:
@@ -31,42 +44,216 @@ def find_results(paths: Iterable[str | Path]) -> list[Path]:
     return found
 
 
-def method_label(results: dict[str, Any]) -> str:
-    eraser = results["eraser"]
-    args = results["spec"]["eraser"].get("args") or {}
-    if not args:
-        return eraser["name"]
-    return eraser["name"] + "(" + ",".join(f"{k}={v}" for k, v in sorted(args.items())) + ")"
+def load_results(files: Iterable[Path]) -> list[tuple[Path, RunResult]]:
+    """Each file read through ``RunResult`` (a bad file: one ``ErasebenchError`` line)."""
+    return [(Path(f), RunResult.from_disk(f)) for f in files]
 
 
-def leaderboard(result_files: list[Path], metric_keys: list[str] | None = None) -> pd.DataFrame:
-    rows: dict[str, dict[str, float]] = {}
-    for file in result_files:
-        try:
-            results = json.loads(file.read_text())
-            overall = results["aggregates"]["overall"]
-            suite = results["suite"]["name"]
-        except (OSError, json.JSONDecodeError, KeyError) as exc:
-            raise ErasebenchError(f"{str(file)!r} is not an erasebench results file ({type(exc).__name__})") from None
-        model = results.get("model", {}).get("label", "")
-        row = rows.setdefault(f"{method_label(results)} [{model}]" if model else method_label(results), {})
-        for metric, values in overall.items():
+def method_label(result: RunResult | dict[str, Any]) -> str:
+    """``name`` or ``name(k=v,...)`` with the run's eraser arguments."""
+    return (result if isinstance(result, RunResult) else RunResult.from_data(result)).method_label()
+
+
+@dataclass(frozen=True)
+class Column:
+    suite: str
+    metric: str
+    key: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.suite}/{self.metric}" if self.key == self.metric else f"{self.suite}/{self.metric}.{self.key}"
+
+    def matches(self, wanted: str) -> bool:
+        """``wanted`` is this key, ``metric.key``, ``suite/metric.key`` or the metric's name."""
+        return wanted in {self.key, self.metric, f"{self.metric}.{self.key}", self.name}
+
+
+@dataclass
+class Cell:
+    value: float
+    interval: Interval | None = None
+    source: Path | None = None
+
+
+@dataclass
+class Row:
+    label: str
+    key: dict[str, Any]
+    cells: dict[Column, Cell] = field(default_factory=dict)
+
+
+@dataclass
+class Leaderboard:
+    """Rows (runs by settings) x columns (suite, metric, key); ``frame()`` gives the values as a DataFrame."""
+
+    rows: list[Row]
+    columns: list[Column]
+
+    def frame(self) -> pd.DataFrame:
+        data = {r.label: {c.name: r.cells[c].value for c in self.columns if c in r.cells} for r in self.rows}
+        frame = pd.DataFrame.from_dict(data, orient="index", columns=[c.name for c in self.columns])
+        frame.index.name = "method"
+        return frame
+
+
+def row_labels(keys: list[dict[str, Any]], results: list[RunResult]) -> list[str]:
+    """``method(args) [model]`` plus ``setting=value`` for every other row-key setting that differs between rows."""
+    shown = {"method", "eraser_args", "model"}  # in the label already
+    varying = [f for f in ROW_KEY_FIELDS if f not in shown and len({format_setting(k[f]) for k in keys}) > 1]
+    labels = []
+    for key, result in zip(keys, results):
+        label = result.method_label() + (f" [{key['model']}]" if key["model"] else "")
+        extra = " ".join(f"{f}={format_setting(key[f])}" for f in varying)
+        labels.append(f"{label} {extra}" if extra else label)
+    return labels
+
+
+def leaderboard(results: list[tuple[Path, RunResult]] | list[Path], metric_keys: list[str] | None = None) -> Leaderboard:
+    """One row per distinct ``row_key()``; cells from each run's overall float aggregates and intervals.
+
+    ``metric_keys`` keeps the columns matching one of them (key, metric.key, suite/metric.key or metric).
+    """
+    loaded = [(r, RunResult.from_disk(r)) if isinstance(r, Path) else r for r in results]
+    rows: dict[str, Row] = {}
+    first: dict[str, RunResult] = {}
+    for path, result in loaded:
+        fingerprint = format_setting(result.row_key())
+        row = rows.setdefault(fingerprint, Row("", result.row_key()))
+        first.setdefault(fingerprint, result)
+        suite = result.suite.name
+        for metric, values in result.aggregates.overall.items():
             for key, value in values.items():
-                column = f"{suite}/{metric}" if key == metric else f"{suite}/{metric}.{key}"
-                if metric_keys and not any(column.endswith(k) or k in column for k in metric_keys):
+                if not isinstance(value, float):
+                    continue  # counts
+                column = Column(suite, metric, key)
+                if metric_keys and not any(column.matches(k) for k in metric_keys):
                     continue
-                row[column] = value
-    frame = pd.DataFrame.from_dict(rows, orient="index").sort_index(axis=0).sort_index(axis=1)
-    frame.index.name = "method"
-    return frame
+                cell = Cell(value, result.aggregates.interval(metric, key), path)
+                old = row.cells.get(column)
+                if old is not None and not _same(old.value, value):
+                    raise ErasebenchError(
+                        f"{str(old.source)!r} and {str(path)!r} are runs of the same settings on suite {suite!r} with "
+                        f"different {column.name} ({old.value:g} vs {value:g}); pass only one of them"
+                    )
+                row.cells.setdefault(column, cell)
+    keys = list(rows)
+    labels = row_labels([rows[k].key for k in keys], [first[k] for k in keys])
+    for key, label in zip(keys, labels):
+        rows[key].label = label
+    columns = sorted({c for r in rows.values() for c in r.cells}, key=lambda c: (c.suite, c.metric, c.key))
+    return Leaderboard(sorted(rows.values(), key=lambda r: r.label), columns)
 
 
-def render(frame: pd.DataFrame, fmt: str, digits: int = 3) -> str:
-    rounded = frame.round(digits)
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+# ---- rendering --------------------------------------------------------------------------------------------
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+}
+_LATEX_RE = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters ``\\ & % $ # _ { } ~ ^`` (one pass, so nothing is escaped twice)."""
+    return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text))
+
+
+def markdown_escape(text: str) -> str:
+    """A table cell: ``|`` escaped, line breaks as spaces."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def format_number(value: float, digits: int) -> str:
+    return "nan" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def format_interval(interval: Interval, digits: int) -> str:
+    return f"[{interval.lo:.{digits}f}, {interval.hi:.{digits}f}]"
+
+
+def cell_text(cell: Cell | None, digits: int, intervals: bool) -> str:
+    if cell is None:
+        return ""
+    text = format_number(cell.value, digits)
+    if intervals and cell.interval is not None:
+        text += " " + format_interval(cell.interval, digits)
+    return text
+
+
+def render(board: Leaderboard, fmt: str, digits: int = 3, intervals: bool = True) -> str:
+    """The table as Markdown, CSV or LaTeX (booktabs: needs ``\\usepackage{booktabs}``)."""
     if fmt == "md":
-        return rounded.to_markdown()
+        return render_markdown(board, digits, intervals)
     if fmt == "csv":
-        return rounded.to_csv()
+        return render_csv(board, digits, intervals)
     if fmt == "latex":
-        return rounded.to_latex(float_format=f"%.{digits}f", na_rep="--")
-    raise ErasebenchError(f"report format {fmt!r} is not allowed: use md, csv or latex")
+        return render_latex(board, digits, intervals)
+    raise ErasebenchError(f"report format {fmt!r} is not allowed: use {', '.join(FORMATS)}")
+
+
+def render_markdown(board: Leaderboard, digits: int = 3, intervals: bool = True) -> str:
+    header = ["method", *(c.name for c in board.columns)]
+    body = [[r.label, *(cell_text(r.cells.get(c), digits, intervals) for c in board.columns)] for r in board.rows]
+    lines = ["| " + " | ".join(markdown_escape(h) for h in header) + " |", "|:--" + "|--:" * len(board.columns) + "|"]
+    lines += ["| " + " | ".join(markdown_escape(v) for v in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def render_csv(board: Leaderboard, digits: int = 3, intervals: bool = True) -> str:
+    """One column per aggregate, and with ``intervals`` its ``:lo``, ``:hi`` and ``:method`` beside it."""
+    columns: dict[str, list[Any]] = {}
+    for c in board.columns:
+        cells = [r.cells.get(c) for r in board.rows]
+        columns[c.name] = [round(x.value, digits) if x else None for x in cells]
+        if intervals and any(x and x.interval for x in cells):
+            columns[f"{c.name}:lo"] = [round(x.interval.lo, digits) if x and x.interval else None for x in cells]
+            columns[f"{c.name}:hi"] = [round(x.interval.hi, digits) if x and x.interval else None for x in cells]
+            columns[f"{c.name}:method"] = [x.interval.method if x and x.interval else None for x in cells]
+    frame = pd.DataFrame(columns, index=pd.Index([r.label for r in board.rows], name="method"))
+    return frame.to_csv().rstrip("\n")
+
+
+def render_latex(board: Leaderboard, digits: int = 3, intervals: bool = True) -> str:
+    """A booktabs ``tabular``: a row of suites spanning their columns, a row of metric keys, one row per run.
+
+    Every label is escaped (``latex_escape``); an interval prints small beside its value; no run: ``--``.
+    """
+    single_metric = len({c.metric for c in board.columns}) == 1
+    spec = "l" + "r" * len(board.columns)
+    lines = ["% erasebench report: needs \\usepackage{booktabs}", f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
+    groups: list[tuple[str, int]] = []
+    for c in board.columns:
+        if groups and groups[-1][0] == c.suite:
+            groups[-1] = (c.suite, groups[-1][1] + 1)
+        else:
+            groups.append((c.suite, 1))
+    spans, rules, start = [""], [], 2
+    for suite, width in groups:
+        spans.append(f"\\multicolumn{{{width}}}{{c}}{{{latex_escape(suite)}}}")
+        rules.append(f"\\cmidrule(lr){{{start}-{start + width - 1}}}")
+        start += width
+    lines.append(" & ".join(spans) + r" \\")
+    lines.append(" ".join(rules))
+    heads = ["method"] + [c.key if single_metric else f"{c.metric}.{c.key}" for c in board.columns]
+    lines.append(" & ".join(latex_escape(h) for h in heads) + r" \\")
+    lines.append("\\midrule")
+    for row in board.rows:
+        label = latex_escape(row.label)
+        cells = ["{}" + label if label.startswith("[") else label]  # never read as the [..] of the \\ before it
+        for c in board.columns:
+            cell = row.cells.get(c)
+            if cell is None:
+                cells.append("--")
+                continue
+            text = format_number(cell.value, digits)
+            if intervals and cell.interval is not None:
+                text += f" {{\\scriptsize {format_interval(cell.interval, digits)}}}"
+            cells.append(text)
+        lines.append(" & ".join(cells) + r" \\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines)

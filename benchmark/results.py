@@ -237,6 +237,14 @@ ROW_KEY_FIELDS = (
 )
 
 
+#: The settings of one run on its suite, resolved (``RunResult.run_settings()``; gate baselines match on them).
+RUN_SETTING_FIELDS = (
+    "suite", "suite_version", "method", "eraser_args", "model", "model_fingerprint", "model_revision", "concepts",
+    "erase_mode", "seed", "seed_policy", "samples", "prompts", "generation", "dtype", "device", "video_codec",
+    "metric_args",
+)
+
+
 class RunResult(Versioned):
     """``results.json``: what ran (spec, model, eraser, suite, generation, protocol, metric settings),
     its aggregates with intervals, and the environment."""
@@ -300,6 +308,32 @@ class RunResult(Versioned):
             "metric_args": {m.name: dict(m.args) for m in spec.metrics if m.args},
         }
         return key
+
+    def run_settings(self) -> dict[str, Any]:
+        """The settings of this run on its suite with the suite's defaults filled in (concepts erased, erase
+        mode, seed policy, samples, number of prompts), so a run with ``--limit`` or another seed never
+        passes for the full suite. Keys: ``RUN_SETTING_FIELDS``."""
+        key = self.row_key()
+        return {
+            "suite": self.suite.name,
+            "suite_version": self.suite.version,
+            "method": key["method"],
+            "eraser_args": key["eraser_args"],
+            "model": key["model"],
+            "model_fingerprint": key["model_fingerprint"],
+            "model_revision": key["model_revision"],
+            "concepts": list(self.eraser.concepts),
+            "erase_mode": self.eraser.erase_mode,
+            "seed": key["seed"],
+            "seed_policy": self.suite.seed_policy,
+            "samples": self.suite.samples,
+            "prompts": self.suite.prompts,
+            "generation": key["generation"],
+            "dtype": key["dtype"],
+            "device": key["device"],
+            "video_codec": key["video_codec"],
+            "metric_args": key["metric_args"],
+        }
 
 
 def format_setting(value: Any) -> str:

@@ -306,7 +306,7 @@ def test_adapter_zero_init_and_keys():
     assert torch.equal(a(x), torch.zeros(3, 6))
 
 
-# ---- prompt sets and the LLM rewriter (section 3 step 4) -------------------------------------------
+# ---- prompt sets and the LLM rewriter (docs/erasers/t2vunlearning.md "Prompt augmentation") ---------
 
 
 def test_prompt_sets_and_template_paraphrases():

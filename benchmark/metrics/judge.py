@@ -1,4 +1,4 @@
-"""VLM judge over an OpenAI-compatible ``/chat/completions`` endpoint (shared/specs/suites-and-metrics.md 2.6).
+"""VLM judge over an OpenAI-compatible ``/chat/completions`` endpoint (docs/metrics/judge.md).
 
 Two reference protocols (the preset is recorded; their numbers are not comparable):
 

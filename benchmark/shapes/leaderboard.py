@@ -5,10 +5,12 @@
 For every eraser erasebench ships, runs the ``shapes`` and ``shapes-paraphrase`` suites on the shipped
 shapes model (all 64 prompts, derived seeds, the suites' generation settings) with the eraser's defaults
 and, where ``SHAPES_ERASER_ARGS`` names some, once more with those; copies each ``results.json`` to
-``{out}/{suite}/{method}/results.json`` (defaults) or ``{out}/{suite}/{method}-shapes/results.json``, writes
-``leaderboard.{md,csv,tex}`` from those files alone (rows are labelled with their eraser args), and
-writes ``gate.json``: ESR-1 and PSR-1 on ``shapes`` of each method with its shapes arguments, which
-``tests/test_shapes_gate.py`` checks with the tolerance recorded there.
+``{out}/{suite}/{method}/results.json`` (defaults) or ``{out}/{suite}/{method}-shapes/results.json``, and
+from those files alone writes ``leaderboard.{md,csv,tex}`` (rows are labelled with their eraser args,
+cells carry 95 % intervals) and ``gate.json``: an ``erasebench gate`` baseline (docs/gate.md) with
+ESR-1 and PSR-1 on ``shapes`` of each method with its shapes arguments, which
+``tests/test_shapes_gate.py`` checks through ``erasebench gate``. ``--tables-only`` rewrites the tables
+and ``gate.json`` from the files already under ``--out``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ GATE_SUITE = "shapes"
 LEADERBOARD_SUITES = ("shapes", "shapes-paraphrase")
 TOLERANCE = 0.1  # ESR-1: one of 16 target videos (0.0625); PSR-1: up to 4 of 48 preserve videos (0.0208 each)
 GATE_KEYS = ("esr_1", "psr_1")
+GATE_METRIC = "shapes_oracle"
 #: Eraser arguments for the shapes model, where a method's defaults target large models (recorded in gate.json).
 #: Both the default and these runs are in the leaderboard (see results/shapes/README.md).
 #: refusal: the text-projection fold (erasers.md 4.2 (b)) at lam 0.85; its default FFN sites in the last two
@@ -47,51 +50,67 @@ def run_method(method: str, suite: str, root: Path, model: str = "shapes", erase
     return results
 
 
-def gate_values(results: dict[str, Any]) -> dict[str, float]:
-    overall = results["aggregates"]["overall"]["shapes_oracle"]
-    return {key: overall[key] for key in GATE_KEYS}
+def gate_result_dirs(out: Path) -> list[Path]:
+    """The committed ``shapes`` runs the gate holds: each method with its shapes arguments (or its defaults)."""
+    from ..erasers import BUILTIN_ERASERS
+
+    return [out / GATE_SUITE / (method + ("-shapes" if method in SHAPES_ERASER_ARGS else "")) for method in BUILTIN_ERASERS]
+
+
+def write_gate(out: Path) -> None:
+    """``gate.json`` from the results files under ``out`` alone (``erasebench gate --record`` with GATE_KEYS)."""
+    from ..gate import GateCheck, record_baseline
+    from ..report import load_results
+
+    checks = {f"{GATE_METRIC}.{key}": GateCheck(direction="higher", tolerance=TOLERANCE) for key in GATE_KEYS}
+    baseline = record_baseline(
+        load_results(d / "results.json" for d in gate_result_dirs(out)),
+        checks,
+        description=(
+            "ESR-1 and PSR-1 of every shipped eraser on the shapes suite with the shapes model (eraser args as in "
+            "benchmark/shapes/leaderboard.py SHAPES_ERASER_ARGS); tolerance 0.1: ESR-1 moves 0.0625 per target video "
+            "(16), PSR-1 0.0208 per preserve video (48). Regenerate: python -m benchmark.shapes.leaderboard"
+        ),
+    )
+    baseline.to_disk(out / "gate.json")
 
 
 def write_tables(out: Path) -> None:
     """``leaderboard.{md,csv,tex}`` from the results files under ``out`` alone (as ``erasebench report`` does)."""
-    from ..report import find_results, leaderboard, render
+    from ..report import find_results, leaderboard, load_results, render
     from ..store import atomic_write_text
 
-    frame = leaderboard(find_results([out]), ["esr_1", "psr_1", "colour_acc", "motion_acc"])
+    board = leaderboard(load_results(find_results([out])), ["esr_1", "psr_1", "colour_acc", "motion_acc"])
     for fmt, suffix in (("md", "md"), ("csv", "csv"), ("latex", "tex")):
-        atomic_write_text(out / f"leaderboard.{suffix}", render(frame, fmt) + "\n")
-    print(render(frame, "md"))
+        atomic_write_text(out / f"leaderboard.{suffix}", render(board, fmt) + "\n")
+    print(render(board, "md"))
 
 
 def main(argv: list[str] | None = None) -> None:
     from ..erasers import BUILTIN_ERASERS
-    from ..store import atomic_write_json
+    from ..results import RunResult
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/shapes"))
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--work", type=Path, default=None, help="output root for videos (default: a temp folder)")
-    parser.add_argument("--tables-only", action="store_true", help="only rebuild leaderboard.{md,csv,tex} from --out")
+    parser.add_argument("--tables-only", action="store_true", help="only rebuild leaderboard.{md,csv,tex} and gate.json from --out")
     args = parser.parse_args(argv)
     if args.tables_only:
         write_tables(args.out)
+        write_gate(args.out)
         return
 
     work = args.work or Path(tempfile.mkdtemp(prefix="eb-shapes-"))
-    gate: dict[str, Any] = {"suite": GATE_SUITE, "model": args.model, "tolerance": TOLERANCE, "keys": list(GATE_KEYS), "methods": {}}
-    gate["eraser_args"] = SHAPES_ERASER_ARGS
     for method in BUILTIN_ERASERS:
         variants = [("", None)] + ([("-shapes", SHAPES_ERASER_ARGS[method])] if method in SHAPES_ERASER_ARGS else [])
         for suffix, eraser_args in variants:
             for suite in LEADERBOARD_SUITES:
-                results = run_method(method, suite, work, args.model, eraser_args)
-                atomic_write_json(args.out / suite / f"{method}{suffix}" / "results.json", results)
-                if suite == GATE_SUITE and eraser_args == SHAPES_ERASER_ARGS.get(method):
-                    gate["methods"][method] = gate_values(results)
-                    gate["model_fingerprint"] = results["model"]["fingerprint"]
+                result = RunResult.from_data(run_method(method, suite, work, args.model, eraser_args))
+                result.to_disk(args.out / suite / f"{method}{suffix}" / "results.json")
                 print(f"{suite:18s} {method + suffix:20s} " + " ".join(
-                    f"{k}={v:.3f}" for k, v in results["aggregates"]["overall"]["shapes_oracle"].items()), flush=True)
-    atomic_write_json(args.out / "gate.json", gate)
+                    f"{k}={v:.3f}" for k, v in result.aggregates.overall[GATE_METRIC].items() if isinstance(v, float)), flush=True)
+    write_gate(args.out)
     write_tables(args.out)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)

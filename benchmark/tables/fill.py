@@ -25,6 +25,8 @@ from .spec import CellFields, TableSpec
 
 DASH = "–"
 PARTIAL, STAND_IN, SECONDARY = "*", "†", "§"
+#: eraser arguments that point at local files (a rewriter model), never part of a cell's method
+LOCAL_ARGS = ("rewriter",)
 _CONVERSION = re.compile(r"%[-+ #0]*\d*(?:\.(\d+))?[diouxXeEfFgG]")
 
 
@@ -58,7 +60,7 @@ def args_match(run: RunView, args: dict[str, Any], free_args: list[str]) -> bool
     config = run.config
     if any(key not in config or not same_value(config[key], value) for key, value in args.items()):
         return False
-    return all(key in args or key in free_args for key in run.spec_args)
+    return all(key in args or key in free_args or key in LOCAL_ARGS for key in run.spec_args)
 
 
 def cli_value(value: Any) -> str:

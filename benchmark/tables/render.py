@@ -1,4 +1,4 @@
-"""Print a filled table as Markdown, LaTeX (booktabs + multirow), CSV or HTML, spans as printed.
+"""Print a filled table as Markdown, LaTeX (booktabs), CSV or HTML, spans as printed.
 
 Markdown and CSV have no spans: a data column's title joins the header texts above it with " / ".
 With ``published`` each cell reads ``ours [published; Δ ours − published]`` (CSV: three columns).
@@ -115,10 +115,11 @@ def latex_escape(text: str) -> str:
 
 
 def render_latex(table: FilledTable) -> str:
+    """booktabs only: a header cell spanning rows prints in its last row, a group label on its first row."""
     spec = table.spec
     width = spec.stub_width + len(spec.columns)
     lines = [
-        "% needs \\usepackage{booktabs} and \\usepackage{multirow}",
+        "% needs \\usepackage{booktabs}",
         "\\begin{table}[t]",
         "\\centering",
         f"\\caption{{{latex_escape(spec.title)} ({latex_escape(spec.source)})}}",
@@ -126,19 +127,20 @@ def render_latex(table: FilledTable) -> str:
         "\\toprule",
     ]
     grid = placements(spec)
+    texts = [[""] * width for _ in grid]
+    spans: list[dict[int, int]] = [{} for _ in grid]
     for r, row in enumerate(grid):
-        cells = [""] * width
-        skip = set()
         for start, text, cols, rows in row:
-            body = latex_escape(text)
-            if rows > 1:
-                body = f"\\multirow{{{rows}}}{{*}}{{{body}}}"
-            if cols > 1:
-                body = f"\\multicolumn{{{cols}}}{{c}}{{{body}}}"
-                skip.update(range(start + 1, start + cols))
-            cells[start] = body
-        lines.append(" & ".join(c for i, c in enumerate(cells) if i not in skip) + " \\\\")
-        rules = [f"\\cmidrule(lr){{{s + 1}-{s + c}}}" for s, _, c, _ in row if c > 1]
+            texts[r + rows - 1][start] = latex_escape(text)
+            spans[r + rows - 1][start] = cols
+    for r in range(len(grid)):
+        cells, c = [], 0
+        while c < width:
+            cols = spans[r].get(c, 1)
+            cells.append(f"\\multicolumn{{{cols}}}{{c}}{{{texts[r][c]}}}" if cols > 1 else texts[r][c])
+            c += cols
+        lines.append(" & ".join(cells) + " \\\\")
+        rules = [f"\\cmidrule(lr){{{s + 1}-{s + n}}}" for s, n in sorted(spans[r].items()) if n > 1]
         if rules and r < len(grid) - 1:
             lines.append(" ".join(rules))
     lines.append("\\midrule")
@@ -146,8 +148,6 @@ def render_latex(table: FilledTable) -> str:
         if row.first_in_group and i > 0 and spec.stub_width == 2:
             lines.append("\\midrule")
         head = [latex_escape(t) for t in stub(table, row)]
-        if spec.stub_width == 2 and row.first_in_group and row.group_size > 1:
-            head[0] = f"\\multirow{{{row.group_size}}}{{*}}{{{head[0]}}}"
         lines.append(" & ".join(head + [latex_escape(cell_text(c, table.published)) for c in row.cells]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     if table.notes:
