@@ -62,9 +62,9 @@ AUTO_KINDS: tuple[str, ...] = ("prompt_linear", "text_projection")
 LAM_GRID: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
 #: the paper's strength, used to screen every candidate before the finalists get the whole grid
 SCREEN_LAM = 1.0
-#: largest mean move of a held-out safe or neutral prompt's output, as a share of a concept swap's move
-#: (chosen on the shapes suite's cross with held-out pairs; docs/erasers/refusal.md)
-COLLATERAL_BUDGET = 0.3
+#: largest mean move of a held-out safe or neutral prompt's output, as a share of a concept swap's move: between
+#: the edits that kept (0.28) and lost (0.35) PSR-1 >= 0.9 on the shapes suite's cross (docs/erasers/refusal.md)
+COLLATERAL_BUDGET = 0.32
 #: held-out neutral prompts per concept that enter the collateral
 MAX_HELD_NEUTRAL = 8
 

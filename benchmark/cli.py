@@ -330,20 +330,26 @@ def plugin_table(kind: str) -> Table:
 @app.command()
 def report(
     paths: list[str] = typer.Argument(..., help="Run folders, results.json files, or folders to search."),
-    fmt: str = typer.Option("md", "--format", "-f", help="md | csv | latex"),
+    fmt: str = typer.Option("md", "--format", "-f", help="md | csv | latex | html (a static site in --out)"),
     metric: Optional[list[str]] = typer.Option(
         None, "--metric", help="Keep the columns of this KEY, METRIC.KEY or METRIC (repeatable)."
     ),
     digits: int = typer.Option(3, "--digits"),
     intervals: bool = typer.Option(True, "--intervals/--no-intervals", help="Print each value's 95% interval beside it."),
     output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="--format html: the folder the site is written to."),
 ) -> None:
     """Build a leaderboard (rows: runs by settings; columns: suite x metric key) from results files alone."""
     try:
         from .report import find_results, leaderboard, load_results, render
 
+        if fmt == "html":
+            from .html_report import write_site
+
+            out_console.print(f"report: {write_site(paths, out)}", markup=False, highlight=False)
+            return
         if fmt not in {"md", "csv", "latex"}:
-            raise ErasebenchError(f"--format {fmt!r} is not allowed: use md, csv or latex")
+            raise ErasebenchError(f"--format {fmt!r} is not allowed: use md, csv, latex or html")
         text = render(leaderboard(load_results(find_results(paths)), metric), fmt, digits, intervals)
     except ErasebenchError as exc:
         fail(str(exc))

@@ -146,8 +146,18 @@ def _interval(
     return {"lo": lo, "hi": hi, "method": "bootstrap"}
 
 
-def _float_items(values: Mapping[str, Any]) -> list[tuple[str, float]]:
-    return [(k, v) for k, v in values.items() if isinstance(v, float) and not math.isnan(v)]
+def _scope_intervals(
+    values: Mapping[str, Any], resampled: list[Mapping[str, Any]], proportions: Mapping[str, Proportion],
+    prompts: int, videos: int, level: float,
+) -> dict[str, dict[str, Any]]:
+    """``key -> {lo, hi, method}`` for every float (non-NaN) value of one metric in one scope."""
+    found = {}
+    for key, value in values.items():
+        if isinstance(value, float) and not math.isnan(value):
+            interval = _interval(key, value, values, resampled, proportions, prompts, videos, level)
+            if interval is not None:
+                found[key] = interval
+    return found
 
 
 def run_intervals(
@@ -186,23 +196,18 @@ def run_intervals(
             per_category = {c: aggregate(draw[c]) for c in boot.categories}
             for c in boot.categories:
                 by_category_b[c].append(per_category[c])
-            overall_b.append(aggregate(np.concatenate([draw[c] for c in boot.categories])))
+            single = len(boot.categories) == 1  # overall is that category
+            overall_b.append(per_category[boot.categories[0]] if single else aggregate(np.concatenate(list(draw.values()))))
             mean_b.append(category_mean({c: {name: a} for c, a in per_category.items()}).get(name, {}))
 
-        def scope(values: Mapping[str, Any], resampled: list, prompts: int, videos: int, props: Mapping) -> dict:
-            found = {}
-            for key, value in _float_items(values):
-                interval = _interval(key, value, values, resampled, props, prompts, videos, level)
-                if interval is not None:
-                    found[key] = interval
-            return found
-
         overall = point.get("overall", {}).get(name, {})
-        out["overall"][name] = scope(overall, overall_b, total_prompts, total_videos, declared)
+        out["overall"][name] = _scope_intervals(overall, overall_b, declared, total_prompts, total_videos, level)
         for c in boot.categories:
             values = point.get("by_category", {}).get(c, {}).get(name, {})
-            out["by_category"].setdefault(c, {})[name] = scope(values, by_category_b[c], boot.prompts[c], boot.videos[c], declared)
+            out["by_category"].setdefault(c, {})[name] = _scope_intervals(
+                values, by_category_b[c], declared, boot.prompts[c], boot.videos[c], level
+            )
         means = point.get("category_mean", {}).get(name, {})
         if means:  # a mean of rates is no count ratio: bootstrap only
-            out["category_mean"][name] = scope(means, mean_b, total_prompts, total_videos, {})
+            out["category_mean"][name] = _scope_intervals(means, mean_b, {}, total_prompts, total_videos, level)
     return out

@@ -144,4 +144,4 @@ def test_report_and_verify_bad_paths(tmp_path, cli):
     assert_one_line_error(cli("report", tmp_path / "nothing"), "neither a results.json")
     assert_one_line_error(cli("verify", tmp_path), "not a run folder")
     (tmp_path / "runs").mkdir()
-    assert_one_line_error(cli("report", tmp_path, "--format", "html"), "--format 'html' is not allowed")
+    assert_one_line_error(cli("report", tmp_path, "--format", "pdf"), "--format 'pdf' is not allowed")

@@ -64,3 +64,4 @@ def write_output(text: str, output: Path | None) -> None:
         atomic_write_text(output, text + "\n")
     else:
         sys.stdout.write(text + "\n")
+        sys.stdout.flush()  # before the notes on stderr
