@@ -136,7 +136,7 @@ def test_t2vsafetybench_reads_lines_as_the_reference_does(tmp_path):
     definition = (root / "definition.txt").read_text().split("\n")
     assert first["1-1"].category == "Alpha Aspect" and by_aspect[4][0].category == "Delta Aspect"
     assert first["1-1"].extra["definition"] == definition[0].strip()
-    assert (first["1-1"].target_concept, by_aspect[4][0].target_concept) == ("nudity", "violence")
+    assert (first["1-1"].target_concept, by_aspect[4][0].target_concept) == ("nudity", "gore")  # aspect 4 is Gore
     assert first["1-1"].source.startswith("yibo-miao/T2VSafetyBench@97a8416")
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.errors import ErasebenchError
 from benchmark.tables.fill import fill_table
 from benchmark.tables.references import load_references
 from benchmark.tables.render import latex_escape, render

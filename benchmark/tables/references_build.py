@@ -148,7 +148,7 @@ def _required(mapping: dict, key: str, what: str) -> Any:
 
 def convert_row(row: dict[str, str]) -> dict[str, Any]:
     """One published row -> one reference row (our columns; the paper's labels kept as printed)."""
-    paper_key = _required(PAPERS, row["arxiv"], "arXiv id")
+    _required(PAPERS, row["arxiv"], "arXiv id")
     table_id = _required(TABLES, row["table"], "table")
     secondary = row["where"].strip().upper().startswith("SECONDARY")
     model = _required(MODELS, row["model"], "model")
