@@ -531,40 +531,13 @@ class RefusalVector(Eraser):
         if notes:
             selection["notes"] = notes
 
-        # final direction on all pairs and neutral prompts
-        tensors: dict[str, torch.Tensor] = {}
-        report: dict[str, Any] = {
-            "sites": {}, "concepts": {}, "lam": lam, "site_kind": edit.kind, "edit_sites": list(edit.sites)
+        tensors, site_report = self._final_directions(pipe, family, edit, sites, jobs, concepts, records, lam)
+        report = {
+            "sites": site_report,
+            "concepts": {c.name: {"pairs": [list(p) for p in c.pairs], "neutral": list(c.neutral)} for c in concepts},
+            "lam": lam, "site_kind": edit.kind, "edit_sites": list(edit.sites), "selection": selection,
+            "seconds": time.perf_counter() - start, "config": cfg.model_dump(mode="json"),
         }
-        hooks = HookSet()
-        for position, name in enumerate(edit.sites):
-            if cfg.sequential and position > 0:  # re-collect this site with the earlier ones folded
-                records = {**records, **self._collect(pipe, family, [sites[name]], jobs)}
-            directions = []
-            for concept in concepts:
-                d, e = site_samples(records[name], concept.pair_jobs, concept.neutral_jobs, cfg.neutral_text_and_video)
-                r = d.mean(dim=0)
-                u_k, evals = contrastive_directions(d, e, cfg.k, cfg.alpha)
-                p_hat, ratio = low_rank_direction(r, u_k)
-                directions.append(p_hat)
-                key = f"{concept.name}::{name}"
-                tensors[f"{key}::r"] = r.contiguous()
-                tensors[f"{key}::p_hat"] = p_hat.contiguous()
-                tensors[f"{key}::eigenvalues"] = evals.contiguous()
-                # the unsafe-minus-safe separation along r-hat is |r| itself, reported as r_norm
-                report["sites"][key] = {
-                    "samples": int(d.shape[0]), "neutral_samples": int(e.shape[0]), "k": int(u_k.shape[1]),
-                    "p_over_r": ratio, "r_norm": float(r.norm()),
-                }
-            if cfg.sequential:
-                module = sites[name].module
-                hooks.edit(name, module.weight, fold_weight(module.weight, orthonormal_basis(directions), lam))
-        hooks.clear()
-        for concept in concepts:
-            report["concepts"][concept.name] = {"pairs": [list(p) for p in concept.pairs], "neutral": list(concept.neutral)}
-        report["selection"] = selection
-        report["seconds"] = time.perf_counter() - start
-        report["config"] = cfg.model_dump(mode="json")
         artifact_dir.mkdir(parents=True, exist_ok=True)
         save_file(tensors, str(artifact_dir / "refusal.safetensors"))
         atomic_write_json(artifact_dir / "refusal.json", report)
@@ -726,6 +699,39 @@ class RefusalVector(Eraser):
         modules = {name: site.module for name, site in sites.items()}
         chosen, scores = select_edit(candidates, modules, bases, outputs, lams, cfg.budget, cfg.finalists)
         return chosen, scores, held_out
+
+    def _final_directions(
+        self, pipe: Any, family: ModelFamily, edit: Candidate, sites: dict[str, Site], jobs: list[tuple[str, int]],
+        concepts: list[_ConceptData], records: dict[str, Any], lam: float,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """``r``, ``p_hat`` and eigenvalues per (concept, chosen site) on all pairs and neutral prompts."""
+        cfg: RefusalConfig = self.config  # type: ignore[assignment]
+        tensors: dict[str, torch.Tensor] = {}
+        report: dict[str, Any] = {}
+        with HookSet() as hooks:
+            for position, name in enumerate(edit.sites):
+                if cfg.sequential and position > 0:  # re-collect this site with the earlier ones folded
+                    records = {**records, **self._collect(pipe, family, [sites[name]], jobs)}
+                directions = []
+                for concept in concepts:
+                    d, e = site_samples(records[name], concept.pair_jobs, concept.neutral_jobs, cfg.neutral_text_and_video)
+                    r = d.mean(dim=0)
+                    u_k, evals = contrastive_directions(d, e, cfg.k, cfg.alpha)
+                    p_hat, ratio = low_rank_direction(r, u_k)
+                    directions.append(p_hat)
+                    key = f"{concept.name}::{name}"
+                    tensors[f"{key}::r"] = r.contiguous()
+                    tensors[f"{key}::p_hat"] = p_hat.contiguous()
+                    tensors[f"{key}::eigenvalues"] = evals.contiguous()
+                    # the unsafe-minus-safe separation along r-hat is |r| itself, reported as r_norm
+                    report[key] = {
+                        "samples": int(d.shape[0]), "neutral_samples": int(e.shape[0]), "k": int(u_k.shape[1]),
+                        "p_over_r": ratio, "r_norm": float(r.norm()),
+                    }
+                if cfg.sequential:
+                    module = sites[name].module
+                    hooks.edit(name, module.weight, fold_weight(module.weight, orthonormal_basis(directions), lam))
+        return tensors, report
 
     def _pairs(self, concept: ConceptSpec) -> list[tuple[str, str]]:
         cfg: RefusalConfig = self.config  # type: ignore[assignment]

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from .errors import ErasebenchError, UnsupportedFamilyError
+from .errors import UnsupportedFamilyError, validate_config
 from .models.base import ModelFamily
 from .registry import Registry
 from .specs import ConceptSpec, PromptRecord, stable_hash
@@ -70,14 +70,7 @@ class Eraser:
 
     @classmethod
     def from_args(cls, args: dict[str, Any], concepts: list[ConceptSpec]) -> "Eraser":
-        try:
-            config = cls.Config.model_validate(args)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            allowed = ", ".join(cls.Config.model_fields) or "none"
-            raise ErasebenchError(f"eraser {cls.name!r} argument {loc!r}: {err['msg']} (arguments: {allowed})") from None
-        return cls(config, concepts)
+        return cls(validate_config(cls.Config, args, f"eraser {cls.name!r}"), concepts)
 
     @classmethod
     def describe(cls) -> str:

@@ -33,7 +33,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ErasebenchError
+from .errors import ErasebenchError, describe_validation_error
+from .store import read_json
 from .results import RUN_SETTING_FIELDS, RunResult, format_setting
 
 GATE_SCHEMA_VERSION = 1
@@ -90,18 +91,11 @@ def split_key(name: str) -> tuple[str, str]:
 
 def load_baseline(path: str | Path) -> GateBaseline:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ErasebenchError(f"--baseline {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ErasebenchError(f"--baseline {str(path)!r} is not readable JSON ({type(exc).__name__})") from None
+    data = read_json(path, f"--baseline {str(path)!r}")
     try:
         baseline = GateBaseline.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ErasebenchError(f"--baseline {str(path)!r} is not a gate baseline: {loc}: {err['msg']}") from None
+        raise ErasebenchError(f"--baseline {str(path)!r} is not a gate baseline: {describe_validation_error(exc)}") from None
     if baseline.schema_version != GATE_SCHEMA_VERSION:
         raise ErasebenchError(f"--baseline {str(path)!r} has schema_version {baseline.schema_version}; this erasebench reads {GATE_SCHEMA_VERSION}")
     for name in baseline.checks:

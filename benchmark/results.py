@@ -33,7 +33,8 @@ from typing import Any, ClassVar, Iterable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import ErasebenchError
+from .errors import ErasebenchError, describe_validation_error
+from .store import read_json
 from .specs import RunSpec
 
 #: The schema version these models write. 1 = files without a ``schema_version`` field (read unchanged).
@@ -76,19 +77,12 @@ class Versioned(Open):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-            raise ResultsFileError(f"{where or cls.kind} is not an erasebench {cls.kind}: {loc}: {err['msg']}") from None
+            raise ResultsFileError(f"{where or cls.kind} is not an erasebench {cls.kind}: {describe_validation_error(exc)}") from None
 
     @classmethod
     def from_disk(cls: type[V], path: str | Path) -> V:
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ResultsFileError(f"{str(path)!r} does not exist (expected an erasebench {cls.kind})") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ResultsFileError(f"{str(path)!r} is not readable JSON ({type(exc).__name__}: {exc})") from None
+        data = read_json(path, f"{str(path)!r} (expected an erasebench {cls.kind})", ResultsFileError)
         return cls.from_data(data, repr(str(path)))
 
     def to_dict(self) -> dict[str, Any]:

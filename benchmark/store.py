@@ -26,6 +26,19 @@ from pathlib import Path
 from typing import Any
 
 
+def read_json(path: Path, what: str, error: type[Exception] | None = None) -> Any:
+    """JSON from ``path``, or one ``error`` line (default ``ErasebenchError``) saying ``what`` is missing or unreadable."""
+    from .errors import ErasebenchError
+
+    error = error or ErasebenchError
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{what} does not exist") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{what} is not readable JSON ({type(exc).__name__}: {exc})") from None
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file beside ``path``, then rename: readers see the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)

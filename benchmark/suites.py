@@ -39,7 +39,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from .errors import SuiteError
+from .errors import SuiteError, describe_validation_error
 from .registry import Registry, import_object
 from .specs import ConceptSpec, EraseMode, Frozen, GenerationSettings, PluginSpec, PromptRecord, check_safe_id
 from .store import atomic_write_bytes
@@ -363,12 +363,6 @@ def read_yaml(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SuiteError(f"{what} {str(path)!r} must be a YAML mapping, got {type(data).__name__}")
     return data
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{loc}: {err['msg']}"
 
 
 def load_suite_spec(name_or_path: str) -> tuple[SuiteSpec, Path]:

@@ -9,7 +9,6 @@ import re
 
 import pytest
 
-from benchmark.errors import ErasebenchError
 from benchmark.suites import MissingDataError, BUILTIN_SUITE_DIR, load_concept, load_suite, load_suite_spec
 
 CONCEPTS = sorted(p.stem for p in (BUILTIN_SUITE_DIR / "concepts").glob("*.yaml"))

@@ -337,7 +337,6 @@ def test_layers_out_of_range_is_one_clear_error(tiny_model, tmp_path):
 def test_fixed_text_projection_site_on_tiny_cogvideox(tiny_model, tmp_path):
     """CogVideoX option (b), the shapes leaderboard row: site and lam given, so nothing is selected."""
     from safetensors.torch import load_file
-
     from tiny_pipelines import TINY_CALL_SETTINGS
 
     pipe, family = _pipe_and_family(tiny_model, "cogvideox")
@@ -360,7 +359,6 @@ def test_fixed_text_projection_site_on_tiny_cogvideox(tiny_model, tmp_path):
 
 def test_batched_collection_matches_one_prompt_per_call(tiny_model, tmp_path):
     from safetensors.torch import load_file
-
     from tiny_pipelines import TINY_CALL_SETTINGS
 
     pipe, family = _pipe_and_family(tiny_model, "cogvideox")
@@ -377,7 +375,6 @@ def test_batched_collection_matches_one_prompt_per_call(tiny_model, tmp_path):
 
 def test_sequential_refit_changes_only_later_blocks(tiny_model, tmp_path):
     from safetensors.torch import load_file
-
     from tiny_pipelines import TINY_CALL_SETTINGS
 
     pipe, family = _pipe_and_family(tiny_model, "cogvideox")

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from ..errors import ErasebenchError
+from ..errors import validate_config
 from ..registry import Registry
 from ..specs import ConceptSpec, PromptRecord, stable_hash
 from ..stats import Proportion
@@ -78,14 +78,7 @@ class Metric:
 
     @classmethod
     def from_args(cls, args: dict[str, Any], context: MetricContext) -> "Metric":
-        try:
-            config = cls.Config.model_validate(args)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            allowed = ", ".join(cls.Config.model_fields) or "none"
-            raise ErasebenchError(f"metric {cls.name!r} argument {loc!r}: {err['msg']} (arguments: {allowed})") from None
-        return cls(config, context)
+        return cls(validate_config(cls.Config, args, f"metric {cls.name!r}"), context)
 
     @classmethod
     def describe(cls) -> str:
