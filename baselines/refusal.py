@@ -125,6 +125,13 @@ class RefusalConfig(EraserConfig):
             raise ValueError("steps_recorded must be >= 1 or 'all'")
         return v
 
+    @field_validator("lam", "budget")
+    @classmethod
+    def _positive_float(cls, v: float | None) -> float | None:
+        if v is not None and v <= 0:
+            raise ValueError("must be > 0")
+        return v
+
     @field_validator("lam_grid")
     @classmethod
     def _grid(cls, v: tuple[float, ...]) -> tuple[float, ...]:
@@ -265,9 +272,10 @@ def select_edit(
     finalists: int,
     screen_lam: float = SCREEN_LAM,
 ) -> tuple[Score, list[Score]]:
-    """Fold each candidate at ``screen_lam``; the ``finalists`` most efficient (erasure per collateral) get
-    every ``lams``; return the choice (``choose``) and every score. ``outputs()`` gives the current model's
-    flattened outputs for (held-out unsafe, their safe partners, neutral prompts); folds are undone after each."""
+    """Fold each candidate at ``screen_lam`` (the largest of ``lams`` when it is not one of them); the
+    ``finalists`` most efficient (erasure per collateral) get every ``lams``; return the choice (``choose``)
+    and every score. ``outputs()`` gives the current model's flattened outputs for (held-out unsafe, their
+    safe partners, neutral prompts); folds are undone after each."""
     before_u, before_s, before_n = outputs()
     before_keep = torch.cat([before_s, before_n])
 
@@ -283,6 +291,8 @@ def select_edit(
     if len(lams) == 1 or len(candidates) == 1:
         scores = [score(c, lam) for c in candidates for lam in lams]
         return choose(scores, budget), scores
+    if screen_lam not in lams:
+        screen_lam = max(lams)
     screen = [score(c, screen_lam) for c in candidates]
     ranked = sorted(screen, key=lambda s: max(s.erasure, 0.0) / max(s.collateral, 1e-12), reverse=True)
     scores = list(screen)

@@ -215,6 +215,13 @@ def test_selector_budget_sets_the_strength():
     assert chosen.collateral == pytest.approx(0.05, abs=1e-5)
 
 
+def test_screen_strength_stays_inside_the_grid():
+    candidates, modules, bases, outputs, _ = _toy()
+    _, scores = select_edit(candidates, modules, bases, outputs, (0.5, 0.75), budget=1.0, finalists=1)
+    assert {s.lam for s in scores} == {0.5, 0.75}
+    assert {(s.candidate.label, s.lam) for s in scores} == {("site1", 0.75), ("site2", 0.75), ("site1", 0.5)}
+
+
 def test_selection_scores_by_hand():
     # one pair: f(u) = (0, 0), f(s) = (2, 0); after: a(u) = (1.5, 1); kept prompts move by 0.5 and 1.5
     fu, fs = torch.tensor([[0.0, 0.0]]), torch.tensor([[2.0, 0.0]])
