@@ -26,13 +26,11 @@ LEADERBOARD_SUITES = ("shapes", "shapes-paraphrase")
 TOLERANCE = 0.1  # ESR-1: one of 16 target videos (0.0625); PSR-1: up to 4 of 48 preserve videos (0.0208 each)
 GATE_KEYS = ("esr_1", "psr_1")
 GATE_METRIC = "shapes_oracle"
-#: Eraser arguments for the shapes model, where a method's defaults target large models (recorded in gate.json).
-#: Both the default and these runs are in the leaderboard (see results/shapes/README.md).
-#: refusal: the text-projection fold (erasers.md 4.2 (b)) at lam 0.85; its default FFN sites in the last two
-#: of the 4 blocks leave ESR-1 at the `none` value on this model.
-#: safree: the keyword negative prompt off (the spec's ``safree-noneg`` ablation) and the edit at every step
-#: (the ZeroScope reference's window): on this model the negative prompt "cross" alone costs a third of
-#: PSR-1 (the negprompt row), and the projection inside the default 13-of-25-step window changes nothing.
+#: Extra rows with shapes-tuned eraser arguments, beside every method's defaults (both are gated; see
+#: results/shapes/README.md). refusal: the text-projection fold at lam 0.85, the hand-tuned row that preceded
+#: the automatic site choice (which now picks the text projection at lam 1 by itself). safree: the keyword
+#: negative prompt off (the ``safree-noneg`` ablation) and the edit at every step (the ZeroScope reference's
+#: window): on this model the negative prompt "cross" alone costs a third of PSR-1 (the negprompt row).
 SHAPES_ERASER_ARGS: dict[str, dict[str, Any]] = {
     "refusal": {"site": "text_projection", "lam": 0.85},
     "safree": {"negative_prompt": "off", "steps": "all"},
@@ -50,11 +48,18 @@ def run_method(method: str, suite: str, root: Path, model: str = "shapes", erase
     return results
 
 
-def gate_result_dirs(out: Path) -> list[Path]:
-    """The committed ``shapes`` runs the gate holds: each method with its shapes arguments (or its defaults)."""
+def gate_variants() -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(method, folder suffix, eraser args) of every gated row: each shipped eraser's defaults, then the
+    shapes-tuned rows of SHAPES_ERASER_ARGS."""
     from ..erasers import BUILTIN_ERASERS
 
-    return [out / GATE_SUITE / (method + ("-shapes" if method in SHAPES_ERASER_ARGS else "")) for method in BUILTIN_ERASERS]
+    defaults = [(method, "", None) for method in BUILTIN_ERASERS]
+    return defaults + [(method, "-shapes", args) for method, args in SHAPES_ERASER_ARGS.items()]
+
+
+def gate_result_dirs(out: Path) -> list[Path]:
+    """The committed ``shapes`` runs the gate holds (gate_variants)."""
+    return [out / GATE_SUITE / f"{method}{suffix}" for method, suffix, _ in gate_variants()]
 
 
 def write_gate(out: Path) -> None:
@@ -67,8 +72,8 @@ def write_gate(out: Path) -> None:
         load_results(d / "results.json" for d in gate_result_dirs(out)),
         checks,
         description=(
-            "ESR-1 and PSR-1 of every shipped eraser on the shapes suite with the shapes model (eraser args as in "
-            "benchmark/shapes/leaderboard.py SHAPES_ERASER_ARGS); tolerance 0.1: ESR-1 moves 0.0625 per target video "
+            "ESR-1 and PSR-1 of every shipped eraser on the shapes suite with the shapes model, with its defaults and "
+            "with the shapes args of benchmark/shapes/leaderboard.py SHAPES_ERASER_ARGS; tolerance 0.1: ESR-1 moves 0.0625 per target video "
             "(16), PSR-1 0.0208 per preserve video (48). Regenerate: python -m benchmark.shapes.leaderboard"
         ),
     )
@@ -87,7 +92,6 @@ def write_tables(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..erasers import BUILTIN_ERASERS
     from ..results import RunResult
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -102,14 +106,12 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     work = args.work or Path(tempfile.mkdtemp(prefix="eb-shapes-"))
-    for method in BUILTIN_ERASERS:
-        variants = [("", None)] + ([("-shapes", SHAPES_ERASER_ARGS[method])] if method in SHAPES_ERASER_ARGS else [])
-        for suffix, eraser_args in variants:
-            for suite in LEADERBOARD_SUITES:
-                result = RunResult.from_data(run_method(method, suite, work, args.model, eraser_args))
-                result.to_disk(args.out / suite / f"{method}{suffix}" / "results.json")
-                print(f"{suite:18s} {method + suffix:20s} " + " ".join(
-                    f"{k}={v:.3f}" for k, v in result.aggregates.overall[GATE_METRIC].items() if isinstance(v, float)), flush=True)
+    for method, suffix, eraser_args in gate_variants():
+        for suite in LEADERBOARD_SUITES:
+            result = RunResult.from_data(run_method(method, suite, work, args.model, eraser_args))
+            result.to_disk(args.out / suite / f"{method}{suffix}" / "results.json")
+            print(f"{suite:18s} {method + suffix:20s} " + " ".join(
+                f"{k}={v:.3f}" for k, v in result.aggregates.overall[GATE_METRIC].items() if isinstance(v, float)), flush=True)
     write_gate(args.out)
     write_tables(args.out)
     if args.work is None:
