@@ -160,7 +160,7 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     metrics, notes = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device, data_dir=spec.data_dir))
     eraser.check_family(family)
     generation = suite.spec.generation_for(family.name).merged(GenerationSettings.model_validate(spec.generation))
-    check_scheduler(generation.scheduler)
+    check_scheduler(generation.scheduler, generation.num_inference_steps)
     check_writable(root)
     records = suite.records[: spec.limit] if spec.limit else list(suite.records)
     samples = spec.samples or suite.spec.samples

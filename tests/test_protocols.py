@@ -82,11 +82,24 @@ def test_scheduler_is_built_from_the_models_config(tmp_path):
         ({"name": "CogVideoXPipeline"}, "CogVideoXPipeline"),
         ({"name": "CogVideoXDDIMScheduler", "config": {"bogus": 1}}, "bogus"),
         ({"name": "pipeline", "config": {"timestep_spacing": "trailing"}}, "pipeline"),
+        ({"name": "CogVideoXDPMScheduler", "config": {"timestep_spacing": "nonsense"}}, "nonsense"),
     ],
 )
 def test_bad_scheduler_is_one_clear_error(spec, needle):
     with pytest.raises(ErasebenchError, match=needle):
         check_scheduler(SchedulerSpec.model_validate(spec))
+
+
+def test_bad_scheduler_value_stops_the_run_before_anything_is_written(tmp_path, cli):
+    from test_paper_suites import one_line_error
+
+    out = tmp_path / "out"
+    one_line_error(
+        cli("run", "--method", "none", "--suite", "shapes", "--limit", "1", "--out", out,
+            "--scheduler", "CogVideoXDPMScheduler:timestep_spacing=nonsense"),
+        "nonsense",
+    )
+    assert not out.exists()
 
 
 def test_scheduler_shorthand_and_merge():

@@ -162,8 +162,9 @@ def scheduler_class(name: str) -> type:
     return cls
 
 
-def check_scheduler(spec: Any) -> None:
-    """Validate a ``SchedulerSpec`` before anything is loaded: a known class, config keys it accepts."""
+def check_scheduler(spec: Any, steps: int | None = None) -> None:
+    """Validate a ``SchedulerSpec`` before anything is loaded: a known class, settings it accepts and can
+    sample ``steps`` steps with."""
     import inspect
 
     if spec is None or spec.keeps_pipeline:
@@ -177,6 +178,12 @@ def check_scheduler(spec: Any) -> None:
         raise ErasebenchError(
             f"scheduler {spec.name!r} has no setting {unknown[0]!r}; its settings: {', '.join(sorted(accepted))}"
         )
+    if spec.config:  # values: build it with its defaults plus these settings and set a few timesteps
+        try:
+            cls(**spec.config).set_timesteps(steps or 4)
+        except (ValueError, TypeError, NotImplementedError, KeyError) as exc:
+            settings = ", ".join(f"{k}={v!r}" for k, v in spec.config.items())
+            raise ErasebenchError(f"scheduler {spec.name!r} does not accept {settings}: {exc}") from None
 
 
 def set_scheduler(pipe: Any, spec: Any) -> None:
