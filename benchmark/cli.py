@@ -34,23 +34,38 @@ def fail(message: str) -> None:
 
 
 def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
+    """``KEY=VALUE`` items as a dict, each value read as YAML (``3`` an int, ``true`` a bool, ``a`` a string)."""
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise ErasebenchError(f"{what} {item!r} is not KEY=VALUE")
-        out[key.strip()] = yaml.safe_load(value) if value else ""
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value else ""
+        except (yaml.YAMLError, ValueError, TypeError, RecursionError):
+            raise ErasebenchError(f"{what} {item!r}: the value {value!r} is not a YAML value (quote it)") from None
     return out
 
 
+#: run.yaml keys that hold a mapping, and what each one is
+CONFIG_MAPPINGS = {"eraser": "the eraser {name, args}", "eraser_args": "eraser arguments", "generation": "generation settings"}
+
+
 def build_spec(config: Optional[Path], cli: dict[str, Any]) -> "RunSpec":
+    """The run's spec from ``--config`` (a run.yaml) and the options (which win); ``metric_args``
+    (METRIC -> {KEY: VALUE}) apply to the run's metrics wherever they are named: options, run.yaml or the suite."""
     from .runner import load_spec_file
-    from .specs import PluginSpec, RunSpec
+    from .specs import RunSpec, parse_generation, short_repr
     from .suites import load_suite_spec
 
     data: dict[str, Any] = dict(load_spec_file(config)) if config else {}
+    where = f"config file {str(config)!r}" if config else "the options"
+    for key, what in CONFIG_MAPPINGS.items():
+        if key in data and not isinstance(data[key], dict):
+            raise ErasebenchError(f"{where}: {key} {short_repr(data[key])} is not allowed: use a mapping of {what}")
     if "method" in data:
         data["eraser"] = {"name": data.pop("method"), "args": data.pop("eraser_args", {})}
+    metric_args = cli.pop("metric_args", None) or {}
     for key, value in cli.items():
         if value is None or value == {} or value == ():
             continue
@@ -60,31 +75,66 @@ def build_spec(config: Optional[Path], cli: dict[str, Any]) -> "RunSpec":
             data["eraser"] = eraser
         elif key == "eraser_args":
             eraser = dict(data.get("eraser") or {})
-            eraser["args"] = {**eraser.get("args", {}), **value}
+            args = eraser.get("args") or {}
+            if not isinstance(args, dict):
+                raise ErasebenchError(f"{where}: eraser.args {short_repr(args)} is not allowed: use a mapping of eraser arguments")
+            eraser["args"] = {**args, **value}
             data["eraser"] = eraser
         elif key == "generation":
             data["generation"] = {**data.get("generation", {}), **value}
         else:
             data[key] = value
+    if isinstance(data.get("metrics"), str):
+        data["metrics"] = [m.strip() for m in data["metrics"].split(",") if m.strip()]
     if isinstance(data.get("metrics"), (list, tuple)):
-        data["metrics"] = [PluginSpec(name=m) if isinstance(m, str) else m for m in data["metrics"]]
+        data["metrics"] = [{"name": m} if isinstance(m, str) else m for m in data["metrics"]]
     if "eraser" not in data:
         raise ErasebenchError("no method given: pass --method NAME (see erasebench list erasers)")
     if "suite" not in data:
         raise ErasebenchError("no suite given: pass --suite NAME (see erasebench list suites)")
-    if not data.get("model"):
+    if not isinstance(data["suite"], str):
+        raise ErasebenchError(f"{where}: suite {short_repr(data['suite'])} is not allowed: use a suite name or a path to a suite YAML")
+    if "generation" in data:
+        parse_generation(data["generation"])  # one line naming the setting, before anything else is read
+    if not data.get("model") or metric_args:
         suite_spec, _ = load_suite_spec(data["suite"])
-        if not suite_spec.default_model:
-            raise ErasebenchError(f"no --model given and suite {suite_spec.name!r} names no default model")
-        data["model"] = suite_spec.default_model
+        if not data.get("model"):
+            if not suite_spec.default_model:
+                raise ErasebenchError(f"no --model given and suite {suite_spec.name!r} names no default model")
+            data["model"] = suite_spec.default_model
+        if metric_args:
+            data["metrics"] = with_metric_args(data.get("metrics") or suite_spec.metrics, metric_args)
     try:
         return RunSpec.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        value = err.get("input")
+        if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
+            raise ErasebenchError(
+                f"{where}: unknown setting {loc!r}; settings: {', '.join(sorted({*RunSpec.model_fields, 'method', 'eraser_args'}))}"
+            ) from None
         flag = "--" + loc.replace("_", "-")
-        raise ErasebenchError(f"{flag} {value!r}: {err['msg']}") from None
+        raise ErasebenchError(f"{flag} {short_repr(err.get('input'))}: {err['msg']}") from None
+
+
+def with_metric_args(metrics: Any, metric_args: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run's metrics with ``--metric-arg`` values merged into their arguments; a metric the run does not
+    use is an error."""
+    from .specs import PluginSpec
+
+    if not isinstance(metrics, (list, tuple)):
+        raise ErasebenchError(f"metrics {metrics!r} is not allowed: use a list of metric names")
+    try:
+        plugins = [m if isinstance(m, PluginSpec) else PluginSpec.model_validate(m) for m in metrics]
+    except ValidationError as exc:
+        raise ErasebenchError(f"metrics {exc.errors()[0]['input']!r}: {exc.errors()[0]['msg']}") from None
+    names = {m.name for m in plugins}
+    for name in metric_args:
+        if name not in names:
+            raise ErasebenchError(
+                f"--metric-arg names metric {name!r}, which this run does not use ({', '.join(sorted(names)) or 'none'})"
+            )
+    return [{"name": m.name, "args": {**m.args, **metric_args.get(m.name, {})}} for m in plugins]
 
 
 def make_progress() -> tuple[Progress, Any]:
@@ -197,25 +247,12 @@ def run(
                 "name": name.strip(),
                 "config": parse_assignments([x for x in settings.split(",") if x.strip()], "--scheduler setting"),
             }
-        metric_plugins = parse_plugin_list(metrics)
         metric_args: dict[str, dict[str, Any]] = {}
         for key, value in parse_assignments(metric_arg, "--metric-arg").items():
             name, dot, arg = key.partition(".")
-            if not dot:
+            if not dot or not name or not arg:
                 raise ErasebenchError(f"--metric-arg {key!r} must be METRIC.KEY=VALUE")
             metric_args.setdefault(name, {})[arg] = value
-        if metric_args:
-            from .specs import PluginSpec
-
-            if not metric_plugins:
-                from .suites import load_suite_spec
-
-                metric_plugins = load_suite_spec(suite)[0].metrics if suite else ()
-            names = {m.name for m in metric_plugins}
-            for name in metric_args:
-                if name not in names:
-                    raise ErasebenchError(f"--metric-arg names metric {name!r}, which this run does not use ({', '.join(sorted(names))})")
-            metric_plugins = tuple(PluginSpec(name=m.name, args={**m.args, **metric_args.get(m.name, {})}) for m in metric_plugins)
         spec = build_spec(
             config,
             {
@@ -226,7 +263,8 @@ def run(
                 "erase_mode": erase_mode,
                 "model": model,
                 "model_revision": revision,
-                "metrics": metric_plugins,
+                "metrics": parse_plugin_list(metrics),
+                "metric_args": metric_args,
                 "limit": limit,
                 "samples": samples,
                 "seed": seed,

@@ -10,6 +10,10 @@ class ErasebenchError(Exception):
 
     exit_code = 2
 
+    def __str__(self) -> str:
+        # always one line, whatever a value named in the message holds
+        return super().__str__().replace("\r", "\\r").replace("\n", "\\n")
+
 
 class UnknownPluginError(ErasebenchError):
     """A name that no registry knows."""

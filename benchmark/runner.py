@@ -2,10 +2,17 @@
 
 Generation is sharded ``item_index % world_size == rank`` under torchrun / accelerate launch (via
 accelerate's ``PartialState``); after a barrier the main process scores and writes the results.
+
+Runs repair what they find broken (docs/architecture.md): every cached video is checked against its sidecar
+(size, sha256) before it is trusted, a broken one is moved aside and regenerated, a score that does not match
+its video or metric is recomputed, and results.json is written only over videos that pass. A video (and a
+fit) is made under its filelock, so two runs on one output folder never make the same one at once; temp
+files of killed runs are removed. A full disk stops the run with one line (exit 2); a rerun resumes.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -20,15 +27,17 @@ from . import __version__
 from .environment import environment
 from .erasers import ERASERS, Eraser, RunContext
 from .errors import ArtifactError, ErasebenchError
-from .metrics.base import METRICS, Metric, MetricContext, ScoredVideo
-from .models.base import ModelFamily
+from .metrics.base import METRICS, Metric, MetricContext, ScoredVideo, check_scores
+from .models.base import ModelFamily, check_generation
 from .models.loading import (
     ModelSource, check_scheduler, detect_family, folder_hashes, load_pipeline, local_folder, model_fingerprint,
-    resolve_model, scheduler_record, set_scheduler,
+    pipeline_spec, resolve_model, scheduler_record, set_scheduler,
 )
 from .results import RunManifest, RunResult, SampleRecord, VideoSidecar
-from .specs import GenerationSettings, PluginSpec, PromptRecord, RunSpec, stable_hash
+from .specs import GenerationSettings, PluginSpec, PromptRecord, RunSpec, parse_generation, stable_hash
 from .stats import run_intervals
+from filelock import Timeout
+
 from .store import ArtifactStore, VideoKey, atomic_write_json, file_sha256
 from .suites import Suite, load_concept, load_protocol, load_suite
 from .video import read_video, to_uint8, write_video
@@ -159,7 +168,8 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     eraser = eraser_cls.from_args(spec.eraser.args, concepts)
     metrics, notes = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device, data_dir=spec.data_dir))
     eraser.check_family(family)
-    generation = suite.spec.generation_for(family.name).merged(GenerationSettings.model_validate(spec.generation))
+    generation = suite.spec.generation_for(family.name).merged(parse_generation(spec.generation))
+    check_generation(family, generation, *pipeline_spec(source))
     check_scheduler(generation.scheduler, generation.num_inference_steps)
     check_writable(root)
     records = suite.records[: spec.limit] if spec.limit else list(suite.records)
@@ -230,9 +240,13 @@ class Runner:
         self.model_files: dict[str, str] = {}
         self.model_fp = ""
         self.generated = 0
+        self.made_elsewhere = 0  # videos another run on the same output folder made while this one waited
         self.gen_seconds = 0.0
         self.scheduler: dict[str, Any] = {}
         self._gen_fp: str | None = None
+        self.repaired: list[str] = []  # one line per broken artifact moved aside or recomputed
+        self.check_seconds = 0.0  # time spent checking cached videos against their sidecars
+        self.started = time.time()
 
     # ---- model and erasers ------------------------------------------------------------------
     def load(self) -> None:
@@ -265,17 +279,55 @@ class Runner:
         )
 
     def fit(self, eraser: Eraser) -> None:
-        """Fit once per (model, eraser fingerprint, fit key) on the main process; the others wait."""
+        """Fit once per (model, eraser fingerprint, fit key) on the main process, under the artifact's lock;
+        the others wait. ``DONE.json`` lists each file's sha256: an artifact that no longer matches is moved
+        aside and fitted again."""
         artifact_dir = self.artifact_dir(eraser)
         if artifact_dir is None:
             return
         done = artifact_dir / "DONE.json"
-        if self.dist.is_main and (not done.is_file() or self.plan.spec.overwrite == "always"):
-            self.log(f"fitting {eraser.name} ({', '.join(c.name for c in eraser.concepts)}) into {artifact_dir}")
-            start = time.perf_counter()
-            eraser.fit(self.pipe, self.plan.family, artifact_dir)
-            atomic_write_json(done, {"seconds": time.perf_counter() - start, "eraser": eraser.settings()})
+        if self.dist.is_main:
+            with self.store.lock(artifact_dir.relative_to(self.plan.root).as_posix()):
+                problem = None if self.plan.spec.overwrite == "always" else self.artifact_problem(artifact_dir)
+                if problem not in (None, "absent"):
+                    moved = self.store.move_aside(artifact_dir)
+                    self.note_repair(f"fit artifact {str(artifact_dir)!r} {problem}: moved to {moved.name if moved else '-'}, fitting again")
+                if problem is not None:
+                    self.log(f"fitting {eraser.name} ({', '.join(c.name for c in eraser.concepts)}) into {artifact_dir}")
+                    start = time.perf_counter()
+                    eraser.fit(self.pipe, self.plan.family, artifact_dir)
+                    files = {
+                        p.relative_to(artifact_dir).as_posix(): file_sha256(p)
+                        for p in sorted(artifact_dir.rglob("*"))
+                        if p.is_file() and p.name != "DONE.json" and not p.name.startswith(".")
+                    }
+                    atomic_write_json(done, {"seconds": time.perf_counter() - start, "eraser": eraser.settings(), "files": files})
         self.dist.barrier()
+
+    @staticmethod
+    def artifact_problem(artifact_dir: Path) -> str | None:
+        """None when a fit artifact is complete and every file matches ``DONE.json``; "absent" when it was
+        never finished; else what is wrong. (A ``DONE.json`` without ``files`` predates the check: trusted.)"""
+        try:
+            done = json.loads((artifact_dir / "DONE.json").read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return "absent"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return "has an unreadable DONE.json"
+        files = done.get("files", {}) if isinstance(done, dict) else None
+        if not isinstance(files, dict):
+            return "has an unreadable DONE.json"
+        for name, sha in files.items():
+            path = artifact_dir / name
+            if not path.is_file():
+                return f"lacks {name}"
+            if file_sha256(path) != sha:
+                return f"file {name} does not match its sha256 in DONE.json"
+        return None
+
+    def note_repair(self, line: str) -> None:
+        self.repaired.append(line)
+        self.log(line)
 
     def call_defaults(self) -> dict[str, Any]:
         return {**self.plan.family.call_defaults(self.pipe), **self.plan.generation.pipeline_kwargs()}
@@ -332,18 +384,48 @@ class Runner:
             output = self.pipe(prompt=[i.record.prompt for i in items], generator=generators, output_type="np", **kwargs)
         return plan.family.frames(output)
 
+    def trusted(self, key: VideoKey) -> bool:
+        """True when the cached video matches its sidecar (size and sha256). A broken one is moved aside
+        (one line) unless another run holds its lock (it is writing it now)."""
+        rel = key.relpath()
+        meta, problem = self.store.check_video(rel)
+        if meta is not None or problem is None:
+            return meta is not None
+        lock = self.store.lock(rel)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        try:
+            return self.repair_locked(rel)
+        finally:
+            lock.release()
+
+    def repair_locked(self, rel: str) -> bool:
+        """With ``rel``'s lock held: True when it is fine, else move it aside if broken and return False."""
+        meta, problem = self.store.check_video(rel)
+        if problem is not None:
+            moved = self.store.quarantine(rel)
+            self.note_repair(f"video {rel!r} {problem}: moved aside ({', '.join(p.name for p in moved)}), regenerating")
+        return meta is not None
+
     def generate(self) -> None:
         plan = self.plan
         mine = [item for item in plan.items if item.index % self.dist.world_size == self.dist.rank]
+        t0 = time.perf_counter()
         if plan.spec.overwrite == "always":
             todo = mine
         else:
-            todo = [item for item in mine if not self.store.is_complete(self.key(item))]
+            todo = [item for item in mine if not self.trusted(self.key(item))]
+        self.check_seconds += time.perf_counter() - t0
         if todo and plan.spec.overwrite == "only-cache":
             raise ErasebenchError(
                 f"--overwrite only-cache: {len(todo)} of {len(mine)} videos are not in the cache under {str(plan.root)!r}"
             )
-        self.log(f"generation: {len(mine) - len(todo)} of {len(mine)} videos cached, {len(todo)} to generate")
+        self.log(
+            f"generation: {len(mine) - len(todo)} of {len(mine)} videos cached, {len(todo)} to generate "
+            f"(sha256 checks: {self.check_seconds:.3f} s)"
+        )
         if not todo:
             return
         bar = self.progress("generating", len(todo)) if self.progress else None
@@ -357,76 +439,115 @@ class Runner:
             finally:
                 group.eraser.remove(self.pipe, plan.family)
 
+    def claim(self, pending: list[WorkItem], size: int) -> tuple[list[WorkItem], list[Any], list[WorkItem]]:
+        """Up to ``size`` items whose lock this run now holds and whose video is still to make, their locks,
+        and the items left (held by another run now). With nothing free, waits for the first held one."""
+        batch, locks, rest = [], [], []
+        for position, item in enumerate(pending):
+            if len(batch) == size:
+                rest.extend(pending[position:])
+                break
+            rel = self.key(item).relpath()
+            lock = self.store.lock(rel)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                rest.append(item)
+                continue
+            if self.plan.spec.overwrite != "always" and self.repair_locked(rel):
+                lock.release()  # another run made it meanwhile
+                self.made_elsewhere += 1
+                continue
+            batch.append(item)
+            locks.append(lock)
+        if not batch and rest:  # every video left is being made by another run: wait for the first one
+            with self.store.lock(self.key(rest[0]).relpath()):
+                pass
+        return batch, locks, rest
+
     def generate_group(self, eraser: Eraser, todo: list[WorkItem], bar: Any) -> None:
+        """Generate ``todo`` in batches, each video under its lock (``claim``): two runs on one output folder
+        share the work and never make one video twice at once."""
         plan = self.plan
         kwargs_for_sidecar = self.call_settings()
-        for start in range(0, len(todo), plan.spec.batch_size):
-            batch = todo[start : start + plan.spec.batch_size]
-            t0 = time.perf_counter()
-            frames = self.generate_batch(eraser, batch)
-            seconds = (time.perf_counter() - t0) / len(batch)
-            self.gen_seconds += seconds * len(batch)
-            infos = eraser.batch_info([item.record for item in batch])
-            for item, video, info in zip(batch, frames, infos):
-                key = self.key(item)
-                path = self.store.video_path(key)
-                pixels = to_uint8(video)
-                write_video(path, pixels, fps=plan.generation.fps, codec=plan.spec.video_codec)
-                self.store.commit(
-                    key,
-                    {
-                        "prompt": item.record.prompt,
-                        "prompt_id": item.record.prompt_id,
-                        "category": item.record.category,
-                        "sample": item.sample,
-                        "seed": item.seed,
-                        "suite": {"name": plan.suite.name, "version": plan.suite.spec.version},
-                        "model": {"ref": plan.source.ref, "fingerprint": self.model_fp, "family": plan.family.name},
-                        "eraser": {
-                            "name": eraser.name,
-                            "fingerprint": eraser.fingerprint(),
-                            "concepts": [c.name for c in eraser.concepts],
-                        },
-                        "generation": {
-                            **kwargs_for_sidecar, "fps": plan.generation.fps, "codec": plan.spec.video_codec,
-                            "scheduler": self.scheduler,
-                        },
-                        "eraser_call_kwargs": json.loads(
-                            json.dumps(eraser.call_kwargs(plan.family, [item.record]), default=str)
-                        ),
-                        "eraser_info": json.loads(json.dumps(info, default=str)),
-                        "frames": list(pixels.shape),
-                        "seconds": seconds,
-                        "rank": self.dist.rank,
-                        "world_size": self.dist.world_size,
-                        "erasebench": __version__,
+        pending = list(todo)
+        while pending:
+            elsewhere = self.made_elsewhere
+            batch, locks, pending = self.claim(pending, plan.spec.batch_size)
+            try:
+                if batch:
+                    self.generate_locked(eraser, batch, kwargs_for_sidecar)
+            finally:
+                for lock in locks:
+                    lock.release()
+            if bar and len(batch) + self.made_elsewhere - elsewhere:
+                bar(len(batch) + self.made_elsewhere - elsewhere)
+
+    def generate_locked(self, eraser: Eraser, batch: list[WorkItem], kwargs_for_sidecar: dict[str, Any]) -> None:
+        """Generate one batch whose locks this run holds; each video is written, then its sidecar (``commit``)."""
+        plan = self.plan
+        t0 = time.perf_counter()
+        frames = self.generate_batch(eraser, batch)
+        seconds = (time.perf_counter() - t0) / len(batch)
+        self.gen_seconds += seconds * len(batch)
+        infos = eraser.batch_info([item.record for item in batch])
+        for item, video, info in zip(batch, frames, infos):
+            key = self.key(item)
+            path = self.store.video_path(key)
+            pixels = to_uint8(video)
+            write_video(path, pixels, fps=plan.generation.fps, codec=plan.spec.video_codec)
+            self.store.commit(
+                key,
+                {
+                    "prompt": item.record.prompt,
+                    "prompt_id": item.record.prompt_id,
+                    "category": item.record.category,
+                    "sample": item.sample,
+                    "seed": item.seed,
+                    "suite": {"name": plan.suite.name, "version": plan.suite.spec.version},
+                    "model": {"ref": plan.source.ref, "fingerprint": self.model_fp, "family": plan.family.name},
+                    "eraser": {
+                        "name": eraser.name,
+                        "fingerprint": eraser.fingerprint(),
+                        "concepts": [c.name for c in eraser.concepts],
                     },
-                )
-                self.generated += 1
-            if bar:
-                bar(len(batch))
+                    "generation": {
+                        **kwargs_for_sidecar, "fps": plan.generation.fps, "codec": plan.spec.video_codec,
+                        "scheduler": self.scheduler,
+                    },
+                    "eraser_call_kwargs": json.loads(
+                        json.dumps(eraser.call_kwargs(plan.family, [item.record]), default=str)
+                    ),
+                    "eraser_info": json.loads(json.dumps(info, default=str)),
+                    "frames": list(pixels.shape),
+                    "seconds": seconds,
+                    "rank": self.dist.rank,
+                    "world_size": self.dist.world_size,
+                    "erasebench": __version__,
+                },
+            )
+            self.generated += 1
 
     # ---- scoring and results -----------------------------------------------------------------
     def expected(self) -> list[tuple[WorkItem, VideoKey, dict[str, Any]]]:
-        """Every planned video with its sidecar, checked against ``VideoSidecar`` (the dict is passed on)."""
+        """Every planned video with its sidecar (a ``VideoSidecar``), each checked for size and sha256."""
         out = []
         missing = []
         for item in self.plan.items:
             key = self.key(item)
-            meta = self.store.read_sidecar(key)
+            meta, problem = self.store.check_video(key.relpath())
             if meta is None:
-                missing.append(key.relpath())
+                missing.append(f"{key.relpath()} ({problem or 'absent'})")
             else:
-                VideoSidecar.from_data(meta, repr(str(self.store.sidecar_path(self.store.video_path(key)))))
                 out.append((item, key, meta))
         if missing:
-            raise ArtifactError(f"{len(missing)} expected videos are missing or incomplete, first: {missing[0]!r}")
+            raise ArtifactError(f"{len(missing)} expected videos are missing or fail their check, first: {missing[0]!r}; rerun to regenerate them")
         return out
 
     def load_checked(self, key: VideoKey, meta: dict[str, Any]) -> np.ndarray:
         path = self.store.video_path(key)
         if file_sha256(path) != meta["video"]["sha256"]:
-            raise ArtifactError(f"video {str(path)!r} does not match the sha256 in its sidecar")
+            raise ArtifactError(f"video {str(path)!r} does not match the sha256 in its sidecar; rerun to regenerate it")
         return read_video(path)
 
     def score(self, expected: list[tuple[WorkItem, VideoKey, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
@@ -435,11 +556,16 @@ class Runner:
             metric_fp = metric.fingerprint()
             results: list[dict[str, Any] | None] = []
             todo = []
+            broken = []
             for position, (item, key, meta) in enumerate(expected):
-                cached = None if self.plan.spec.overwrite == "always" else self.store.read_score(metric.name, metric_fp, meta["video"]["sha256"])
+                cached, problem = (None, None) if self.plan.spec.overwrite == "always" else self.store.read_score(metric.name, metric_fp, meta["video"]["sha256"])
+                if problem:
+                    broken.append(f"{key.relpath()}: {problem}")
                 results.append(cached["scores"] if cached else None)
                 if cached is None:
                     todo.append(position)
+            if broken:
+                self.note_repair(f"{len(broken)} cached scores of metric {metric.name!r} do not match their video or metric, recomputing (first: {broken[0]})")
             bar = self.progress(f"scoring {metric.name}", len(todo)) if (self.progress and todo) else None
             for start in range(0, len(todo), metric.batch_size):
                 chunk = todo[start : start + metric.batch_size]
@@ -447,13 +573,13 @@ class Runner:
                 for position in chunk:
                     item, key, meta = expected[position]
                     videos.append(ScoredVideo(self.load_checked(key, meta), item.record, item.sample, key.relpath()))
-                for position, value in zip(chunk, metric.score(videos)):
+                for position, value in zip(chunk, check_scores(metric, videos, metric.score(videos))):
                     sha = expected[position][2]["video"]["sha256"]
-                    self.store.write_score(metric.name, metric_fp, sha, {"metric": metric.name, "fingerprint": metric_fp, "scores": value})
+                    self.store.write_score(metric.name, metric_fp, sha, value)
                     results[position] = value
                 if bar:
                     bar(len(chunk))
-            scores[metric.name] = [r if r is not None else {} for r in results]
+            scores[metric.name] = results  # every row checked by check_scores (metrics/base.py): never padded
         return scores
 
     def aggregates(self, expected, scores) -> dict[str, Any]:
@@ -476,23 +602,20 @@ class Runner:
         results as a plain dict (what ``results.json`` holds)."""
         plan = self.plan
         run_dir = plan.run_dir
-        SampleRecord.write_jsonl(
-            run_dir / "samples.jsonl",
-            [
-                SampleRecord(
-                    prompt_id=item.record.prompt_id,
-                    prompt=item.record.prompt,
-                    category=item.record.category,
-                    target_concept=item.record.target_concept,
-                    sample=item.sample,
-                    seed=item.seed,
-                    video=key.relpath(),
-                    sha256=VideoSidecar.from_data(meta).video.sha256,
-                    scores={m.name: scores[m.name][position] for m in plan.metrics},
-                )
-                for position, (item, key, meta) in enumerate(expected)
-            ],
-        )
+        samples = [
+            SampleRecord(
+                prompt_id=item.record.prompt_id,
+                prompt=item.record.prompt,
+                category=item.record.category,
+                target_concept=item.record.target_concept,
+                sample=item.sample,
+                seed=item.seed,
+                video=key.relpath(),
+                sha256=VideoSidecar.from_data(meta).video.sha256,
+                scores={m.name: scores[m.name][position] for m in plan.metrics},
+            )
+            for position, (item, key, meta) in enumerate(expected)
+        ]
         results = {
             "erasebench_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -534,24 +657,53 @@ class Runner:
             "environment": environment(plan.spec.device),
         }
         result = RunResult.model_validate(results)
-        result.to_disk(run_dir / "results.json")
+        self.check_unchanged(expected)  # results.json is never written over a video that fails its check
+        with self.store.lock(f"runs/{plan.run_name}"):
+            SampleRecord.write_jsonl(run_dir / "samples.jsonl", samples)
+            result.to_disk(run_dir / "results.json")
         return result.to_dict()
 
+    def check_unchanged(self, expected) -> None:
+        """Every video still matches its sidecar (sha256 cached by inode and ctime: a stat each), else ArtifactError."""
+        for _, key, meta in expected:
+            current, problem = self.store.check_video(key.relpath())
+            if current is None or current["video"]["sha256"] != meta["video"]["sha256"]:
+                raise ArtifactError(f"video {key.relpath()!r} changed during the run ({problem or 'new sha256'}); rerun to regenerate it")
+
     def write_manifest(self) -> None:
-        RunManifest(
-            run_name=self.plan.run_name, root="../..", videos=[self.key(item).relpath() for item in self.plan.items]
-        ).to_disk(self.plan.run_dir / "manifest.json")
+        with self.store.lock(f"runs/{self.plan.run_name}"):
+            RunManifest(
+                run_name=self.plan.run_name, root="../..", videos=[self.key(item).relpath() for item in self.plan.items]
+            ).to_disk(self.plan.run_dir / "manifest.json")
 
     def run(self) -> dict[str, Any] | None:
+        """Load, fit, generate, score and write results; a full disk is one ``ErasebenchError`` line (exit 2)."""
+        try:
+            return self._run()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise ErasebenchError(
+                f"no space left under {str(self.plan.root)!r} ({exc.strerror}): stopped; finished videos are kept, "
+                "free some space and rerun to resume"
+            ) from None
+
+    def _run(self) -> dict[str, Any] | None:
         plan = self.plan
         existing = plan.run_dir / "results.json"
         if plan.spec.overwrite == "never" and existing.is_file():
             self.log(f"--overwrite never: reusing {existing}")
             return json.loads(existing.read_text())
+        if self.dist.is_main:
+            removed = self.store.remove_stale_temps(self.started)
+            if removed:
+                self.note_repair(f"removed {len(removed)} temp files of killed runs, first: {str(removed[0])!r}")
         self.load()
         if self.dist.is_main:
             self.write_manifest()
         self.generate()
+        if self.made_elsewhere:
+            self.log(f"generation: {self.generated} videos made here, {self.made_elsewhere} by another run on this folder")
         self.dist.barrier()
         if not self.dist.is_main:
             return None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}$")
 
@@ -32,6 +32,21 @@ def check_safe_id(value: str, what: str) -> str:
             "starting with a letter or digit (ids become file names)"
         )
     return value
+
+
+def check_seed_policy(value: str) -> str:
+    """``derived``, ``column`` or ``fixed:N`` with N an integer in [0, 2**63) (a torch generator seed);
+    docs/protocols.md says what each one does."""
+    if value in {"derived", "column"}:
+        return value
+    head, sep, number = value.partition(":")
+    if head == "fixed" and sep and number.isascii() and number.isdigit() and int(number) < 2**63:
+        return value
+    raise ValueError(f"seed_policy {value!r} is not allowed: use derived, column or fixed:N (N an integer, 0 <= N < 2**63)")
+
+
+#: The seed policy of a suite or a run (``--seed-policy``), checked when the spec is built.
+SeedPolicy = Annotated[str, AfterValidator(check_seed_policy)]
 
 
 class SchedulerSpec(Frozen):
@@ -82,6 +97,38 @@ class GenerationSettings(Frozen):
         kwargs = {k: v for k, v in self.model_dump(exclude={"extra", "fps", "scheduler"}).items() if v is not None}
         kwargs.update(self.extra)
         return kwargs
+
+
+#: GenerationSettings fields and the ``erasebench run`` options that set them
+SETTING_FLAGS = {
+    "num_frames": "--frames", "height": "--height", "width": "--width", "num_inference_steps": "--steps",
+    "guidance_scale": "--guidance-scale", "extra": "--gen", "scheduler": "--scheduler",
+}
+
+
+def parse_generation(data: Any) -> GenerationSettings:
+    """A run's ``generation`` table as ``GenerationSettings``, or one ``ErasebenchError`` naming the setting,
+    its option and the bad value."""
+    from pydantic import ValidationError
+
+    from .errors import ErasebenchError
+
+    if not isinstance(data, dict):
+        raise ErasebenchError(f"generation {short_repr(data)} is not allowed: use a mapping of generation settings")
+    try:
+        return GenerationSettings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        flag = SETTING_FLAGS.get(loc[0], "") if loc else ""
+        where = "generation" + "".join(f".{p}" for p in loc) + (f" ({flag})" if flag else "")
+        raise ErasebenchError(f"{where} {short_repr(err.get('input'))}: {err['msg']}") from None
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (one line in an error message)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class ConceptSpec(Frozen):
@@ -156,7 +203,7 @@ class RunSpec(Frozen):
     samples: int | None = Field(default=None, ge=1)  # None: the suite's (1 unless it says otherwise)
     limit: int | None = Field(default=None, ge=1)
     seed: int = 0
-    seed_policy: str | None = None
+    seed_policy: SeedPolicy | None = None
     device: Literal["cpu", "cuda"] = "cpu"
     dtype: Literal["float32", "float16", "bfloat16"] = "float32"
     batch_size: int = Field(default=1, ge=1)

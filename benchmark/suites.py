@@ -32,6 +32,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+import zlib
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +42,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from .errors import SuiteError, describe_validation_error
 from .registry import Registry, import_object
-from .specs import ConceptSpec, EraseMode, Frozen, GenerationSettings, PluginSpec, PromptRecord, check_safe_id
+from .specs import (
+    ConceptSpec, EraseMode, Frozen, GenerationSettings, PluginSpec, PromptRecord, SeedPolicy, check_safe_id,
+)
 from .store import atomic_write_bytes
 
 BUILTIN_SUITE_DIR = Path(__file__).resolve().parent.parent / "suites"
@@ -216,7 +219,7 @@ class SuiteSpec(Frozen):
     concepts: tuple[str, ...] = ()
     # how a suite with several concepts erases them by default (``--erase-mode`` overrides)
     erase_mode: EraseMode = "joint"
-    seed_policy: str = "derived"
+    seed_policy: SeedPolicy = "derived"
     samples: int = Field(default=1, ge=1)
     generation: dict[str, GenerationSettings] = Field(default_factory=dict)
     # metrics run by default (offline); paper_metrics: the paper's metrics that need a service or another
@@ -240,17 +243,14 @@ class SuiteSpec(Frozen):
     def _version(cls, v: Any) -> str:
         return str(v)
 
-    @field_validator("seed_policy")
-    @classmethod
-    def _policy(cls, v: str) -> str:
-        if v in {"derived", "column"} or (v.startswith("fixed:") and v[6:].lstrip("-").isdigit()):
-            return v
-        raise ValueError(f"seed_policy {v!r} is not allowed: use derived, column or fixed:N")
-
     @field_validator("metrics", "paper_metrics", mode="before")
     @classmethod
     def _metrics(cls, v: Any) -> Any:
-        return tuple({"name": m} if isinstance(m, str) else m for m in (v or ()))
+        if v is None:
+            return ()
+        if not isinstance(v, (list, tuple)):
+            return v  # not a list: pydantic says so
+        return tuple({"name": m} if isinstance(m, str) else m for m in v)
 
     @field_validator("protocol")
     @classmethod
@@ -351,15 +351,39 @@ def resolve_suite_path(name_or_path: str) -> Path:
     return Path(str(target))
 
 
-def read_yaml(path: Path, what: str) -> dict[str, Any]:
+def read_text(path: Path, what: str) -> str:
+    """A file's text: UTF-8 (a BOM dropped), else one ``SuiteError`` naming the file and the first bad byte."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SuiteError(f"{what} {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    return decode_text(raw, f"{what} {str(path)!r}")
+
+
+def decode_text(raw: bytes, what: str) -> str:
+    """UTF-8 text (a BOM dropped) without NUL characters, else one ``SuiteError`` naming ``what``."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SuiteError(
+            f"{what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}): save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise SuiteError(f"{what} is not text (a NUL byte at offset {text.index(chr(0))}): save it as UTF-8 text")
+    return text
+
+
+def read_yaml(path: Path, what: str) -> dict[str, Any]:
+    text = read_text(path, what)
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise SuiteError(f"{what} {str(path)!r} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    except OSError as exc:
-        raise SuiteError(f"{what} {str(path)!r} cannot be read: {exc.strerror}") from None
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise SuiteError(f"{what} {str(path)!r} is not valid YAML{where}: {problem}") from None
+    except (ValueError, TypeError, RecursionError) as exc:  # e.g. a date such as 2024-13-01, nesting too deep
+        raise SuiteError(f"{what} {str(path)!r} holds a value YAML cannot read: {' '.join(str(exc).split())[:120]}") from None
     if not isinstance(data, dict):
         raise SuiteError(f"{what} {str(path)!r} must be a YAML mapping, got {type(data).__name__}")
     return data
@@ -385,7 +409,10 @@ def load_suite(name_or_path: str, data_dir: str | Path | None = None, family: st
     if data_dir is not None and not Path(data_dir).is_dir():
         raise SuiteError(f"--data-dir {str(data_dir)!r} is not a folder")
     if spec.records:
-        function = import_object(spec.records)
+        try:
+            function = import_object(spec.records)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise SuiteError(f"suite file {str(path)!r} records {spec.records!r} cannot be imported ({exc}): use module:function") from None
         kwargs: dict[str, Any] = {"spec": spec, "data_dir": data_dir}
         params = inspect.signature(function).parameters
         if "yaml_path" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
@@ -590,38 +617,33 @@ def _hub_file(spec: SuiteSpec, reasons: dict[str, None]) -> Path | None:
 def parse_data(src: SourceSpec, raw: bytes, name: str) -> list[dict[str, Any]]:
     """Rows of one data file (``.gz`` is decompressed first), following docs/protocols.md.
 
-    Text is UTF-8 with a BOM dropped and undecodable bytes replaced by U+FFFD (as
-    ``open(..., errors="replace")``). ``lines``: split on ``\\n`` only (never ``str.splitlines``, which
+    Text is UTF-8 with a BOM dropped. ``lines`` files replace undecodable bytes by U+FFFD (as the
+    reference readers' ``open(..., errors="replace")``); ``csv`` and ``json``/``jsonl`` files that are not
+    UTF-8 text are one ``SuiteError``. ``lines``: split on ``\\n`` only (never ``str.splitlines``, which
     also splits on the \\x0b \\x0c \\x1c-\\x1e found inside prompts), each line ``strip()``-ed, blank
     lines skipped but counted (``line`` is the 1-based line number). ``csv``: quoted fields may span
     lines; unnamed index columns are dropped. ``json``/``jsonl``: nested objects become dotted columns
     (``prompt_labels.porn``), list rows are named by ``fieldnames``.
     """
     if name.endswith(".gz"):
-        raw = gzip.decompress(raw)
-    text = raw.decode("utf-8-sig", errors="replace")
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise SuiteError(f"data file {name!r} is not a readable .gz file ({exc})") from None
     if src.format == "lines":
+        text = raw.decode("utf-8-sig", errors="replace")
         rows = []
         for i, line in enumerate(text.split("\n")):
             line = line.strip()
             if line:
                 rows.append({"prompt": line, "line": i + 1, "_row": i + 1})
         return rows
+    text = decode_text(raw, f"data file {name!r}")
     if src.format == "csv":
-        reader = csv.reader(io.StringIO(text, newline=""))
-        header = list(src.fieldnames) if src.fieldnames else next(reader, [])
-        rows = []
-        for i, values in enumerate(reader):
-            if not values:
-                continue
-            if len(values) != len(header):
-                raise SuiteError(
-                    f"data file {name!r} row {i + 1} has {len(values)} fields but the header has {len(header)} "
-                    "(an unquoted comma?): the file is malformed"
-                )
-            row = {k: v for k, v in zip(header, values) if k and not k.startswith("Unnamed:")}
-            rows.append({**row, "_row": i + 1})
-        return rows
+        try:
+            return _csv_rows(src, text, name)
+        except csv.Error as exc:
+            raise SuiteError(f"data file {name!r} is not a readable CSV file: {exc}") from None
     try:
         items = (
             [json.loads(line) for line in text.split("\n") if line.strip()]
@@ -630,8 +652,12 @@ def parse_data(src: SourceSpec, raw: bytes, name: str) -> list[dict[str, Any]]:
         )
     except json.JSONDecodeError as exc:
         raise SuiteError(f"data file {name!r} is not valid JSON at line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise SuiteError(f"data file {name!r} nests JSON too deeply to read") from None
     if isinstance(items, dict):
         items = list(items.values())
+    if not isinstance(items, list):
+        raise SuiteError(f"data file {name!r} holds a JSON {type(items).__name__}; a list of rows or an object of rows is needed")
     rows = []
     for i, item in enumerate(items):
         if isinstance(item, (list, tuple)):
@@ -644,6 +670,23 @@ def parse_data(src: SourceSpec, raw: bytes, name: str) -> list[dict[str, Any]]:
         elif not isinstance(item, dict):
             raise SuiteError(f"data file {name!r} row {i + 1} is a {type(item).__name__}, not an object or a list")
         rows.append({**_flatten(item), "_row": i + 1})
+    return rows
+
+
+def _csv_rows(src: SourceSpec, text: str, name: str) -> list[dict[str, Any]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = list(src.fieldnames) if src.fieldnames else next(reader, [])
+    rows = []
+    for i, values in enumerate(reader):
+        if not values:
+            continue
+        if len(values) != len(header):
+            raise SuiteError(
+                f"data file {name!r} row {i + 1} has {len(values)} fields but the header has {len(header)} "
+                "(an unquoted comma?): the file is malformed"
+            )
+        row = {k: v for k, v in zip(header, values) if k and not k.startswith("Unnamed:")}
+        rows.append({**row, "_row": i + 1})
     return rows
 
 
@@ -735,7 +778,7 @@ def build_records(spec: SuiteSpec, rows: list[dict[str, Any]], yaml_path: Path) 
         seed_text = str(row[cols.seed]).strip() if cols.seed and row[cols.seed] is not None else ""
         try:
             seed = int(float(seed_text)) if seed_text else None
-        except ValueError:
+        except (ValueError, OverflowError):
             raise SuiteError(f"suite {spec.name!r} row {prompt_id!r} has seed {seed_text!r}, not an integer") from None
         concept = row[cols.target_concept] if cols.target_concept else default_concept
         records.append(

@@ -1,6 +1,8 @@
 """``erasebench verify RUN_DIR``: every expected video present, decodable and equal to its sidecar (VBench integrity_check).
 
-The manifest and the sidecars are read through ``RunManifest`` and ``VideoSidecar`` (benchmark/results.py).
+The manifest is read through ``RunManifest``; each video is checked by ``ArtifactStore.check_video`` (the
+check a run makes before it trusts a cached video: sidecar a valid ``VideoSidecar``, size and sha256 equal),
+then decoded.
 """
 
 from __future__ import annotations
@@ -8,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import ArtifactError, ErasebenchError
-from .results import ResultsFileError, RunManifest, VideoSidecar
-from .store import file_sha256
+from .results import RunManifest
+from .store import ArtifactStore
 from .video import read_video
 
 
@@ -20,29 +22,18 @@ def verify_run(run_dir: Path) -> tuple[int, list[str]]:
         raise ErasebenchError(f"{str(run_dir)!r} is not a run folder: it has no manifest.json")
     manifest = RunManifest.from_disk(manifest_path)
     root = (Path(run_dir) / manifest.root).resolve()
+    store = ArtifactStore(root)
     problems: list[str] = []
     for rel in manifest.videos:
-        video = root / rel
-        try:
-            sidecar = VideoSidecar.from_disk(VideoSidecar.path_for(video))
-        except ResultsFileError as exc:
-            problems.append(f"{rel}: sidecar missing or unreadable ({exc})")
-            continue
-        if not video.is_file():
-            problems.append(f"{rel}: video missing")
-            continue
-        size = video.stat().st_size
-        if size != sidecar.video.bytes:
-            problems.append(f"{rel}: size {size} differs from sidecar {sidecar.video.bytes}")
-            continue
-        if file_sha256(video) != sidecar.video.sha256:
-            problems.append(f"{rel}: sha256 differs from sidecar")
+        meta, problem = store.check_video(rel)
+        if meta is None:
+            problems.append(f"{rel}: {problem or 'video and sidecar missing'}")
             continue
         try:
-            frames = read_video(video)
+            frames = read_video(root / rel)
         except ArtifactError as exc:
             problems.append(f"{rel}: {exc}")
             continue
-        if list(frames.shape) != sidecar.frames:
-            problems.append(f"{rel}: decoded shape {list(frames.shape)} differs from sidecar {sidecar.frames}")
+        if list(frames.shape) != meta["frames"]:
+            problems.append(f"{rel}: decoded shape {list(frames.shape)} differs from sidecar {meta['frames']}")
     return len(manifest.videos), problems

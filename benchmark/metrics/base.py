@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from ..errors import validate_config
+from ..errors import ErasebenchError, validate_config
 from ..registry import Registry
 from ..specs import ConceptSpec, PromptRecord, stable_hash
 from ..stats import Proportion
@@ -71,6 +71,9 @@ class Metric:
     batch_size: ClassVar[int] = 16
     # what the metric needs outside the run (a service, another environment), for the runner's notes
     requires: ClassVar[str] = ""
+    # the keys a per-video row may hold (docs/architecture.md, "What a metric returns"); empty: not declared,
+    # and only the shape of the rows is checked
+    score_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: MetricConfig, context: MetricContext):
         self.config = config
@@ -112,6 +115,51 @@ class Metric:
             if values:
                 out[key] = float(np.mean(values))
         return out
+
+
+class MetricOutputError(ErasebenchError):
+    """A metric returned rows that do not fit the contract: never padded, never scored."""
+
+
+def check_scores(metric: Metric, videos: list[ScoredVideo], rows: Any) -> list[dict[str, Any]]:
+    """``rows`` as ``metric.score(videos)`` returned them, checked: a list of one dict per video with string
+    keys, each key declared in ``metric.score_keys`` (when it declares any), values JSON numbers, strings,
+    bools, None or lists/dicts of them, and no NaN or infinity anywhere. Else one ``MetricOutputError``
+    naming the metric, the video and the value (docs/architecture.md)."""
+    name = getattr(metric, "name", type(metric).__name__)
+    if not isinstance(rows, (list, tuple)):
+        raise MetricOutputError(f"metric {name!r} returned a {type(rows).__name__}, not a list of one row per video")
+    if len(rows) != len(videos):
+        raise MetricOutputError(f"metric {name!r} returned {len(rows)} rows for {len(videos)} videos: one row per video is needed")
+    declared = metric.score_keys
+    for row, video in zip(rows, videos):
+        if not isinstance(row, dict):
+            raise MetricOutputError(f"metric {name!r} returned a {type(row).__name__} for {video.path!r}, not a dict")
+        for key, value in row.items():
+            if not isinstance(key, str):
+                raise MetricOutputError(f"metric {name!r} returned the key {key!r} for {video.path!r}: keys must be strings")
+            if declared and key not in declared:
+                raise MetricOutputError(
+                    f"metric {name!r} returned the undeclared key {key!r} for {video.path!r}; "
+                    f"its score_keys: {', '.join(sorted(declared))}"
+                )
+            problem = _bad_value(value)
+            if problem:
+                raise MetricOutputError(f"metric {name!r} returned {key}={problem} for {video.path!r}")
+    return list(rows)
+
+
+def _bad_value(value: Any, depth: int = 0) -> str:
+    """'' for a JSON value without NaN or infinity, else what is wrong with it."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return ""
+    if isinstance(value, float):
+        return "" if math.isfinite(value) else f"{value!r} (no NaN or infinity: None means no value)"
+    if isinstance(value, (list, tuple)) and depth < 8:
+        return next((p for p in (_bad_value(v, depth + 1) for v in value) if p), "")
+    if isinstance(value, dict) and depth < 8:
+        return next((p for p in (_bad_value(v, depth + 1) for v in value.values()) if p), "")
+    return f"a {type(value).__name__} (use numbers, strings, bools, None, lists or dicts of them)"
 
 
 def summary(key: str, values: list[float]) -> dict[str, float | int]:

@@ -8,6 +8,8 @@ group; named models (``--model shapes``) through ``erasebench.models``.
 from __future__ import annotations
 
 import fnmatch
+import inspect
+import math
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -15,7 +17,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ErasebenchError
+from ..specs import SETTING_FLAGS, short_repr
 from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class GenerationLimits:
+    """What a family's pipeline accepts: height and width multiples of ``spatial_multiple`` (the VAE's spatial
+    factor times the denoiser's patch size, or the pipeline's own check), ``num_frames - 1`` a multiple of
+    ``frame_step`` (the VAE's temporal factor; diffusers otherwise rounds or floors the frame count silently)."""
+
+    spatial_multiple: int = 8
+    frame_step: int = 1
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -36,6 +50,12 @@ class ModelFamily:
     # how each text encoder's output is pooled into one vector per text (e.g. a concept's text vector):
     # "first" (first token, T5), "pooled" (the encoder's pooler_output, CLIP), "mean" (mean over valid tokens)
     text_pooling: ClassVar[tuple[str, ...]] = ("first",)
+
+    def generation_limits(self, configs: dict[str, dict[str, Any]]) -> GenerationLimits:
+        """The limits of this family's pipeline, from its components' config.json files (``configs``:
+        component name -> config, read without weights; a missing one is ``{}``, and the defaults of the
+        released models apply)."""
+        return GenerationLimits()
 
     def call_defaults(self, pipe: Any) -> dict[str, Any]:
         """Call kwargs the model needs beyond the pipeline's own defaults (read from the loaded config)."""
@@ -115,3 +135,80 @@ def family_for_pipeline_class(class_name: str) -> ModelFamily:
     raise ErasebenchError(
         f"pipeline class {class_name!r} belongs to no known model family; supported: {', '.join(sorted(supported))}"
     )
+
+
+#: call kwargs the runner sets itself (one seeded generator and one video per prompt, frames as arrays)
+RUNNER_KWARGS = ("prompt", "generator", "output_type", "return_dict", "num_videos_per_prompt", "latents")
+
+
+def check_generation(family: ModelFamily, settings: Any, pipeline_cls: type | None, configs: dict[str, dict]) -> None:
+    """Check generation settings before anything is loaded or written: every key a parameter of the pipeline's
+    ``__call__`` (and not one the runner sets), each value of the parameter's type where it has a simple one,
+    and the family's limits (``generation_limits``). Raises one ``ErasebenchError`` naming the value."""
+    kwargs = settings.pipeline_kwargs()
+    for key in settings.extra:
+        if key in SETTING_FLAGS and key not in ("extra", "scheduler"):
+            raise ErasebenchError(f"--gen {key}: set it with generation.{key} ({SETTING_FLAGS[key]}), not as an extra kwarg")
+        if key in RUNNER_KWARGS:
+            raise ErasebenchError(f"--gen {key}: the runner sets {key} itself; extra kwargs may not ({', '.join(RUNNER_KWARGS)})")
+    if pipeline_cls is not None:
+        check_call_kwargs(pipeline_cls, kwargs)
+    limits = family.generation_limits(configs)
+    why = f" ({limits.why})" if limits.why else ""
+    for key in ("height", "width"):
+        value = getattr(settings, key)
+        if value is not None and value % limits.spatial_multiple:
+            raise ErasebenchError(
+                f"generation.{key} ({SETTING_FLAGS[key]}) {value} is not allowed for model family {family.name!r}: "
+                f"use a multiple of {limits.spatial_multiple}{why}"
+            )
+    frames = settings.num_frames
+    if frames is not None and (frames - 1) % limits.frame_step:
+        below = (frames - 1) // limits.frame_step * limits.frame_step + 1
+        raise ErasebenchError(
+            f"generation.num_frames (--frames) {frames} is not allowed for model family {family.name!r}: "
+            f"use 1 + a multiple of {limits.frame_step} (e.g. {below} or {below + limits.frame_step}){why}"
+        )
+
+
+def check_call_kwargs(pipeline_cls: type, kwargs: dict[str, Any]) -> None:
+    """Every key a parameter of ``pipeline_cls.__call__``, each value of the parameter's annotated type."""
+    try:
+        signature = inspect.signature(pipeline_cls.__call__)
+    except (TypeError, ValueError):
+        return
+    params = {name: p for name, p in signature.parameters.items() if name != "self"}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = sorted(n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL and n not in RUNNER_KWARGS)
+    for key, value in kwargs.items():
+        if key not in params:
+            flag = SETTING_FLAGS.get(key, f"--gen {key}")
+            raise ErasebenchError(
+                f"{flag}: {pipeline_cls.__name__} takes no argument {key!r}; its arguments: {', '.join(accepted)}"
+            )
+        if params[key].annotation is not inspect.Parameter.empty:
+            _check_value(pipeline_cls, key, value, params[key].annotation)
+
+
+def _check_value(pipeline_cls: type, key: str, value: Any, annotation: Any) -> None:
+    """``value`` against the parameter's annotation with pydantic's lax rules; annotations pydantic cannot
+    build a validator for (torch tensors, callback classes) are not checked."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        adapter = TypeAdapter(annotation)
+    except Exception:  # noqa: BLE001 - any type pydantic has no schema for is left to the pipeline
+        return
+    try:
+        adapter.validate_python(value)
+    except ValidationError as exc:
+        flag = SETTING_FLAGS.get(key, f"--gen {key}")
+        raise ErasebenchError(
+            f"{flag} {value!r}: {pipeline_cls.__name__}'s {key} is {exc.errors()[0]['msg'].lower()}"
+        ) from None
+
+
+def spatial_multiple(base: int, vae_factor: int, patch: int) -> int:
+    """The least common multiple of the pipeline's own check (``base``) and VAE factor x patch size."""
+    return math.lcm(base, vae_factor * patch)

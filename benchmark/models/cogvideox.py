@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .base import ModelFamily
+from .base import GenerationLimits, ModelFamily, spatial_multiple
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,16 @@ class Family(ModelFamily):
     }
     site_tokens = {"prompt_linear": "text_prefix", "text_projection": "text", "video_attention": "video"}
     text_pooling = ("first",)
+
+    def generation_limits(self, configs: dict[str, dict[str, Any]]) -> GenerationLimits:
+        # diffusers CogVideoXPipeline: height, width % 8; latent grid = size / (2**(len(vae blocks) - 1) * patch);
+        # latent frames = (F - 1) // temporal_compression_ratio + 1, so other F lose frames silently
+        vae, transformer = configs.get("vae", {}), configs.get("transformer", {})
+        factor = 2 ** (len(vae.get("block_out_channels") or (0, 0, 0, 0)) - 1)
+        patch = int(transformer.get("patch_size") or 2)
+        step = int(vae.get("temporal_compression_ratio") or 4)
+        why = f"VAE factor {factor} x patch size {patch}; frames: 1 + a multiple of the VAE's temporal factor {step}"
+        return GenerationLimits(spatial_multiple(8, factor, patch), step, why)
 
     def call_defaults(self, pipe: Any) -> dict[str, Any]:
         # The positional table holds max_text_seq_length text tokens; the pipeline's default (226)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .base import ModelFamily
+from .base import GenerationLimits, ModelFamily, spatial_multiple
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,15 @@ class Family(ModelFamily):
     text_pooling = ("mean", "pooled")  # LLaMA: mean over tokens; CLIP: pooled (erasers.md 2.1)
     true_cfg_scale: float = 6.0
     embedded_guidance: float = 1.0
+
+    def generation_limits(self, configs: dict[str, dict[str, Any]]) -> GenerationLimits:
+        # diffusers HunyuanVideoPipeline: height, width % 16; latent frames = (F - 1) // temporal ratio + 1
+        vae, transformer = configs.get("vae", {}), configs.get("transformer", {})
+        factor = int(vae.get("spatial_compression_ratio") or 8)
+        step = int(vae.get("temporal_compression_ratio") or 4)
+        patch = int(transformer.get("patch_size") or 2)
+        why = f"VAE factor {factor} x patch size {patch}; frames: 1 + a multiple of the VAE's temporal factor {step}"
+        return GenerationLimits(spatial_multiple(16, factor, patch), step, why)
 
     def negative_prompt_kwargs(self, text: str, batch: int = 1) -> dict[str, Any]:
         if not text:

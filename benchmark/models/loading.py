@@ -76,9 +76,39 @@ def model_index(source: ModelSource) -> dict[str, Any]:
                 f"({type(exc).__name__}); download it or pass a local folder with --model"
             ) from None
     try:
-        return json.loads(index_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ErasebenchError(f"model {source.ref!r}: model_index.json is not valid JSON ({exc.msg})") from None
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # not JSON, not UTF-8
+        reason = getattr(exc, "msg", None) or getattr(exc, "reason", None) or exc
+        raise ErasebenchError(f"model {source.ref!r}: model_index.json is not valid JSON ({reason})") from None
+    if not isinstance(index, dict):
+        raise ErasebenchError(f"model {source.ref!r}: model_index.json holds a {type(index).__name__}, not an object")
+    return index
+
+
+def pipeline_spec(source: ModelSource) -> tuple[type | None, dict[str, dict[str, Any]]]:
+    """The pipeline class named in model_index.json (None when diffusers has none by that name) and each
+    component's config.json (``{}`` when not here): what plan time checks generation settings with, no weights read."""
+    index = model_index(source)
+    import diffusers
+
+    cls = getattr(diffusers, str(index.get("_class_name", "")), None)
+    configs: dict[str, dict[str, Any]] = {}
+    for component in ("vae", "transformer", "unet"):
+        if source.folder is not None:
+            path: Path | None = source.folder / component / "config.json"
+        else:
+            from huggingface_hub import hf_hub_download
+
+            try:
+                path = Path(hf_hub_download(source.hub_id, f"{component}/config.json", revision=source.revision))
+            except Exception:  # noqa: BLE001 - absent component or offline: the family's defaults apply
+                path = None
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path is not None and path.is_file() else {}
+        except (OSError, ValueError):
+            data = {}
+        configs[component] = data if isinstance(data, dict) else {}
+    return (cls if isinstance(cls, type) else None), configs
 
 
 def detect_family(source: ModelSource) -> ModelFamily:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import ModelFamily
+from typing import Any
+
+from .base import GenerationLimits, ModelFamily, spatial_multiple
 
 
 @dataclass(frozen=True)
@@ -30,3 +32,14 @@ class Family(ModelFamily):
     }
     site_tokens = {"prompt_linear": "text", "video_attention": "video"}
     text_pooling = ("first",)
+
+    def generation_limits(self, configs: dict[str, dict[str, Any]]) -> GenerationLimits:
+        # diffusers WanPipeline: height, width % 16, and rounds them to VAE factor x patch size, and F to
+        # 1 + a multiple of the VAE's temporal factor, with only a warning; here they are errors instead
+        vae, transformer = configs.get("vae", {}), configs.get("transformer", {})
+        factor = int(vae.get("scale_factor_spatial") or 8)
+        step = int(vae.get("scale_factor_temporal") or 4)
+        patch_size = transformer.get("patch_size") or (1, 2, 2)
+        patch = int(patch_size[1]) if isinstance(patch_size, (list, tuple)) and len(patch_size) == 3 else 2
+        why = f"VAE factor {factor} x patch size {patch}; frames: 1 + a multiple of the VAE's temporal factor {step}"
+        return GenerationLimits(spatial_multiple(16, factor, patch), step, why)

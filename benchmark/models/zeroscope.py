@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import ModelFamily
+from typing import Any
+
+from .base import GenerationLimits, ModelFamily
 
 
 @dataclass(frozen=True)
@@ -30,3 +32,7 @@ class Family(ModelFamily):
     }
     site_tokens = {"prompt_linear": "video", "video_attention": "video"}
     text_pooling = ("pooled",)
+
+    def generation_limits(self, configs: dict[str, dict[str, Any]]) -> GenerationLimits:
+        # diffusers TextToVideoSDPipeline: height, width % 8; the 3D UNet takes any frame count
+        return GenerationLimits(8, 1, "the pipeline's own check")
