@@ -1,19 +1,26 @@
 """Shapes-world oracle: reads colour, shape and motion off the pixels (benchmark/shapes/oracle.py).
 
 Per video the oracle gives one label per attribute (majority over frames; ``None`` when no object is
-found). With ``y`` the prompted shape and ``h(v) = 1[oracle shape of v = y]``, for the erased
-concept's shapes ``E`` (``ConceptSpec.labels``), following the ESR/PSR definitions of the ESD
-ImageNet protocol (arXiv 2303.07345; gmum/FOMO ``benchmark/evaluate.py``, top-1 only: four classes):
+found). Each erased concept names values of one world attribute ``a`` (shape, colour or motion): its
+``ConceptSpec.labels`` (else its name), e.g. ``cross`` (shape), ``up`` (motion), ``red`` (colour). With ``E``
+the erased values, ``y_a(v)`` the prompted value of ``a`` for video ``v`` and ``h_a(v) = 1[oracle a of v =
+y_a(v)]``, following the ESR/PSR definitions of the ESD ImageNet protocol (arXiv 2303.07345; gmum/FOMO
+``benchmark/evaluate.py``, top-1 only: four classes):
 
-    ESR-1 = 1 - mean_{v : y in E} h(v)
-    PSR-1 = mean_{c not in E} mean_{v : y = c} h(v)        (macro-average over the other shapes)
+    target videos T = {v : y_a(v) in E for some erased attribute a}
+    ESR-1 = 1 - mean_{v in T} max_{a : y_a(v) in E} h_a(v)       (the video still shows an erased value)
+    PSR-1 = mean_{c} mean_{v not in T : y(v) = c} prod_a h_a(v)  (macro-average over the kept values c of
+                                                                 the erased attributes)
 
-plus colour and motion accuracy over all videos (the other concepts kept) and the share of target
-videos read as ``circle`` (an erased shape tends to become a blob, which the oracle reads as circle).
-The counts sit beside the rates, for their Wilson intervals (docs/statistics.md): ``hits_1_erased`` /
-``videos_erased`` (ESR-1 = 1 - their ratio; ``circles_erased`` for ``target_as_circle``),
-``hits_1_preserved`` / ``videos_preserved`` (PSR-1 equals their ratio when the other shapes have equal
-numbers of videos, as in the shapes suites) and ``{shape,colour,motion}_hits`` / ``videos``.
+which is the shape definition of earlier versions when only shapes are erased. With several concepts,
+``esr_1_<concept>`` is ESR-1 over that concept's videos alone. Beside them: colour, shape and motion
+accuracy over all videos; when the erased attribute is not the shape, ``preserved_shape_acc`` and
+``erased_shape_acc`` (the shape is still right in the kept and in the erased videos); when it is, the share
+of target videos read as ``circle`` (an erased shape tends to become a blob, which the oracle reads as
+circle). The counts sit beside the rates, for their Wilson intervals (docs/statistics.md):
+``hits_1_erased`` / ``videos_erased`` (ESR-1 = 1 - their ratio; ``circles_erased`` for
+``target_as_circle``), ``hits_1_preserved`` / ``videos_preserved`` (PSR-1 equals their ratio when the kept
+values have equal numbers of videos, as in the shapes suites) and ``{shape,colour,motion}_hits`` / ``videos``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..stats import Proportion
 from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
@@ -32,18 +40,22 @@ class ShapesOracleConfig(MetricConfig):
 
 
 class ShapesOracle(Metric):
-    """Shapes-world oracle: ESR-1/PSR-1 of the erased shape, colour and motion accuracy."""
+    """Shapes-world oracle: ESR-1/PSR-1 of the erased shapes, colours or motions; per-attribute accuracy."""
 
     name = "shapes_oracle"
     version = "1"
     source = "erasebench shapes oracle (benchmark/shapes/oracle.py); ESR/PSR as in ESD arXiv 2303.07345"
     Config = ShapesOracleConfig
-    higher_is_better = {"esr_1": True, "psr_1": True, "shape_acc": True, "colour_acc": True, "motion_acc": True, "target_as_circle": False}
+    higher_is_better = {
+        "esr_1": True, "psr_1": True, "shape_acc": True, "colour_acc": True, "motion_acc": True, "target_as_circle": False,
+        "preserved_shape_acc": True, "erased_shape_acc": True,
+    }  # fmt: skip
     batch_size = 64
 
     def settings(self) -> dict[str, Any]:
         from ..shapes import oracle, world
 
+        self.targets()  # a concept that is no value of the world fails here, before anything runs
         return {
             **super().settings(),
             "world_version": world.WORLD_VERSION,
@@ -58,15 +70,40 @@ class ShapesOracle(Metric):
 
     def proportions(self) -> dict[str, Proportion]:
         """Every rate is a share of videos (PSR-1 only while it equals the pooled share)."""
+        concepts = self.context.concepts if self.context is not None and len(self.context.concepts) > 1 else []
         return {
             "esr_1": Proportion("hits_1_erased", "videos_erased", "video", complement=True),
+            **{
+                f"esr_1_{c.name}": Proportion(f"hits_1_erased_{c.name}", f"videos_erased_{c.name}", "video", complement=True)
+                for c in concepts
+            },
             "target_as_circle": Proportion("circles_erased", "videos_erased", "video"),
             "psr_1": Proportion("hits_1_preserved", "videos_preserved", "video"),
+            "preserved_shape_acc": Proportion("shape_hits_preserved", "videos_preserved", "video"),
+            "erased_shape_acc": Proportion("shape_hits_erased", "videos_erased", "video"),
             **{f"{a}_acc": Proportion(f"{a}_hits", "videos", "video") for a in ("shape", "colour", "motion")},
         }
 
     def target_labels(self) -> set[str]:
         return {label for concept in self.context.concepts for label in (concept.labels or (concept.name,))}
+
+    def targets(self) -> dict[str, dict[str, set[str]]]:
+        """concept name -> {attribute: erased values}: each concept's labels are values of one world attribute."""
+        from ..shapes.world import COLOURS, MOTIONS, SHAPES
+
+        values = {"shape": SHAPES, "colour": COLOURS, "motion": MOTIONS}
+        out: dict[str, dict[str, set[str]]] = {}
+        for concept in self.context.concepts:
+            labels = set(concept.labels or (concept.name,))
+            found = [a for a, allowed in values.items() if labels <= set(allowed)]
+            if len(found) != 1:
+                raise ErasebenchError(
+                    f"shapes_oracle: concept {concept.name!r} has labels {sorted(labels)}; allowed: values of one "
+                    f"attribute of the shapes world (shape: {', '.join(SHAPES)}; colour: {', '.join(COLOURS)}; "
+                    f"motion: {', '.join(MOTIONS)})"
+                )
+            out[concept.name] = {found[0]: labels}
+        return out
 
     def score(self, videos: list[ScoredVideo]) -> list[dict[str, Any]]:
         from ..shapes.oracle import read_videos
@@ -84,24 +121,56 @@ class ShapesOracle(Metric):
         return out
 
     def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float | int]:
-        targets = self.target_labels()
+        per_concept = self.targets()
+        erased: dict[str, set[str]] = {}
+        for attrs in per_concept.values():
+            for attribute, labels in attrs.items():
+                erased.setdefault(attribute, set()).update(labels)
+        attributes = sorted(erased)
+
+        def shows(s: dict[str, Any], r: PromptRecord, targets: dict[str, set[str]]) -> float | None:
+            """1 if the video shows one of its prompted erased values, 0 if not, None for a kept video."""
+            hit = [s.get(f"{a}_hit", 0.0) for a, labels in targets.items() if r.extra.get(a) in labels]
+            return max(hit) if hit else None
+
         out: dict[str, float | int] = {}
-        target_rows = [s for s, r in zip(scores, records) if r.extra.get("shape") in targets]
+        pairs = list(zip(scores, records))
+        target_rows = [(s, shows(s, r, erased)) for s, r in pairs if shows(s, r, erased) is not None]
         if target_rows:
-            out["esr_1"] = 1.0 - float(np.mean([s.get("shape_hit", 0.0) for s in target_rows]))
-            out["target_as_circle"] = float(np.mean([s.get("shape") == "circle" for s in target_rows]))
-            out["circles_erased"] = sum(int(s.get("shape") == "circle") for s in target_rows)
-            out["hits_1_erased"] = int(sum(s.get("shape_hit", 0.0) for s in target_rows))
+            hits = [h for _, h in target_rows]
+            out["esr_1"] = 1.0 - float(np.mean(hits))
+            out["hits_1_erased"] = int(sum(hits))
             out["videos_erased"] = len(target_rows)
-        others: dict[str, list[float]] = {}
-        for s, r in zip(scores, records):
-            shape = r.extra.get("shape")
-            if shape is not None and shape not in targets:
-                others.setdefault(shape, []).append(s.get("shape_hit", 0.0))
-        if others:
-            out["psr_1"] = float(np.mean([np.mean(v) for v in others.values()]))
-            out["hits_1_preserved"] = int(sum(sum(v) for v in others.values()))
-            out["videos_preserved"] = sum(len(v) for v in others.values())
+            if "shape" in erased:
+                circles = sum(int(s.get("shape") == "circle") for s, _ in target_rows)
+                out["target_as_circle"] = circles / len(target_rows)
+                out["circles_erased"] = circles
+            else:
+                shape_hits = [s.get("shape_hit", 0.0) for s, _ in target_rows]
+                out["erased_shape_acc"] = float(np.mean(shape_hits))
+                out["shape_hits_erased"] = int(sum(shape_hits))
+        if len(per_concept) > 1:
+            for name, targets in per_concept.items():
+                own = [h for h in (shows(s, r, targets) for s, r in pairs) if h is not None]
+                if own:
+                    out[f"esr_1_{name}"] = 1.0 - float(np.mean(own))
+                    out[f"hits_1_erased_{name}"] = int(sum(own))
+                    out[f"videos_erased_{name}"] = len(own)
+        kept: dict[tuple[Any, ...], list[float]] = {}
+        kept_shape: list[float] = []
+        for s, r in pairs:
+            key = tuple(r.extra.get(a) for a in attributes)
+            if None in key or shows(s, r, erased) is not None:
+                continue
+            kept.setdefault(key, []).append(float(all(s.get(f"{a}_hit", 0.0) for a in attributes)))
+            kept_shape.append(s.get("shape_hit", 0.0))
+        if kept:
+            out["psr_1"] = float(np.mean([np.mean(v) for v in kept.values()]))
+            out["hits_1_preserved"] = int(sum(sum(v) for v in kept.values()))
+            out["videos_preserved"] = sum(len(v) for v in kept.values())
+            if "shape" not in erased:
+                out["preserved_shape_acc"] = float(np.mean(kept_shape))
+                out["shape_hits_preserved"] = int(sum(kept_shape))
         for attribute in ("shape", "colour", "motion"):
             hits = [s[f"{attribute}_hit"] for s in scores if f"{attribute}_hit" in s]
             if hits:

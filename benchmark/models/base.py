@@ -153,7 +153,10 @@ def check_generation(family: ModelFamily, settings: Any, pipeline_cls: type | No
             raise ErasebenchError(f"--gen {key}: the runner sets {key} itself; extra kwargs may not ({', '.join(RUNNER_KWARGS)})")
     if pipeline_cls is not None:
         check_call_kwargs(pipeline_cls, kwargs)
-    limits = family.generation_limits(configs)
+    try:
+        limits = family.generation_limits(configs)
+    except (TypeError, ValueError, IndexError, KeyError) as exc:
+        raise ErasebenchError(f"model family {family.name!r}: the model's vae/transformer config.json is malformed ({exc})") from None
     why = f" ({limits.why})" if limits.why else ""
     for key in ("height", "width"):
         value = getattr(settings, key)

@@ -93,7 +93,7 @@ def pipeline_spec(source: ModelSource) -> tuple[type | None, dict[str, dict[str,
 
     cls = getattr(diffusers, str(index.get("_class_name", "")), None)
     configs: dict[str, dict[str, Any]] = {}
-    for component in ("vae", "transformer", "unet"):
+    for component in (c for c in ("vae", "transformer", "unet") if c in index):
         if source.folder is not None:
             path: Path | None = source.folder / component / "config.json"
         else:

@@ -5,6 +5,9 @@
 prompts of the other shapes (PSR). Rows are ordered colour/motion-major with the shape innermost,
 so ``--limit 4k`` keeps the four shapes balanced. ``shapes-paraphrase`` uses the held-out paraphrase
 templates; ``shapes-pairs`` gives prompt pairs that differ only in the shape (refusal-vector fitting).
+``shapes-motion`` and ``shapes-colour`` (and their ``-paraphrase`` variants) hold the same 64 prompts with the
+motion or the colour as the row's category: erasing one motion (or colour) gives 16 target prompts and 48
+prompts of the other three (docs/suites/shapes.md).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 from .world import COLOURS, MAIN_TEMPLATE_IDS, MOTIONS, PARAPHRASE_TEMPLATE_IDS, SHAPES, ShapeAttributes, prompt_for
 
 
-def _grid(template_ids: tuple[str, ...], offset: int = 0) -> list[dict[str, Any]]:
+def _grid(template_ids: tuple[str, ...], offset: int = 0, category: str = "shape") -> list[dict[str, Any]]:
     rows = []
     for i, (colour, motion, shape) in enumerate((c, m, s) for c in COLOURS for m in MOTIONS for s in SHAPES):
         template = template_ids[(i // len(SHAPES) + offset) % len(template_ids)]
@@ -23,7 +26,7 @@ def _grid(template_ids: tuple[str, ...], offset: int = 0) -> list[dict[str, Any]
             {
                 "id": f"{shape}-{colour}-{motion}",
                 "prompt": prompt_for(attrs, template),
-                "category": shape,
+                "category": {"shape": shape, "colour": colour, "motion": motion}[category],
                 "shape": shape,
                 "colour": colour,
                 "motion": motion,
@@ -39,6 +42,22 @@ def main_rows(spec: Any = None, data_dir: Any = None) -> list[dict[str, Any]]:
 
 def paraphrase_rows(spec: Any = None, data_dir: Any = None) -> list[dict[str, Any]]:
     return _grid(tuple(PARAPHRASE_TEMPLATE_IDS))
+
+
+def motion_rows(spec: Any = None, data_dir: Any = None) -> list[dict[str, Any]]:
+    return _grid(tuple(MAIN_TEMPLATE_IDS), category="motion")
+
+
+def motion_paraphrase_rows(spec: Any = None, data_dir: Any = None) -> list[dict[str, Any]]:
+    return _grid(tuple(PARAPHRASE_TEMPLATE_IDS), category="motion")
+
+
+def colour_rows(spec: Any = None, data_dir: Any = None) -> list[dict[str, Any]]:
+    return _grid(tuple(MAIN_TEMPLATE_IDS), category="colour")
+
+
+def colour_paraphrase_rows(spec: Any = None, data_dir: Any = None) -> list[dict[str, Any]]:
+    return _grid(tuple(PARAPHRASE_TEMPLATE_IDS), category="colour")
 
 
 def pair_rows(spec: Any = None, data_dir: Any = None) -> list[dict[str, Any]]:
