@@ -496,8 +496,34 @@ def gate(
         raise typer.Exit(1)
 
 
+def _click_exceptions():
+    """The click exception classes typer raises (typer >= 0.17 vendors click as ``typer._click``)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # older typer: plain click
+        from click import exceptions
+    return exceptions
+
+
 def main() -> None:
-    app()
+    """The console script: click's own usage errors (an unknown option, a value of the wrong type) become one
+    ``error:`` line and exit code 2, like every other bad input."""
+    exceptions = _click_exceptions()
+    try:
+        code = app(standalone_mode=False)
+    except exceptions.NoArgsIsHelpError as exc:  # bare ``erasebench``: the help text
+        exc.show()
+        sys.exit(exc.exit_code)
+    except exceptions.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f"erasebench {ctx.command.name}: " if ctx is not None and ctx.command.name and ctx.parent else ""
+        message = " ".join(exc.format_message().split())
+        err_console.print(f"error: {where}{message} (see --help)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except exceptions.Abort:
+        err_console.print("error: aborted", markup=False, highlight=False)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,29 @@
+"""The console script turns click's own usage errors into one ``error:`` line and exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "--steps", "abc"], "'--steps'"),
+        (["run", "--bogus-option"], "--bogus-option"),
+        (["no-such-command"], "no-such-command"),
+        (["report"], "paths"),
+        (["run", "--limit"], "--limit"),
+    ],
+)
+def test_usage_error_is_one_line(args, needle, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
