@@ -22,10 +22,28 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Evaluate concept erasure in text-to-video diffusion models.",
 )
 err_console = Console(stderr=True)
 out_console = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        out_console.print(f"erasebench {__version__}", markup=False, highlight=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Evaluate concept erasure in text-to-video diffusion models."""
 
 
 def fail(message: str) -> None:
@@ -285,6 +303,13 @@ def run(
             err_console.print(note, markup=False, highlight=False)
         try:
             results = Runner(plan, None if quiet else factory, log).run()
+        except KeyboardInterrupt:
+            if progress.live.is_started:
+                progress.stop()
+            err_console.print(
+                "interrupted: finished videos are kept; run the same command again to resume", markup=False, highlight=False
+            )
+            raise typer.Exit(130)
         finally:
             if progress.live.is_started:
                 progress.stop()
@@ -294,7 +319,11 @@ def run(
     if results is None:  # a non-main process of a distributed run
         return
     out_console.print(leaderboard_row(results))
-    out_console.print(f"results: {plan.run_dir / 'results.json'}", markup=False, highlight=False)
+    out_console.print("results:", markup=False, highlight=False)
+    out_console.print(f"  {plan.run_dir / 'results.json'}", markup=False, highlight=False, overflow="ignore", crop=False)
+    out_console.print("videos:", markup=False, highlight=False)
+    for group in results["videos"].get("groups", []):
+        out_console.print(f"  {Path(results['videos']['root']) / group}", markup=False, highlight=False, overflow="ignore", crop=False)
 
 
 @app.command("list")
@@ -302,8 +331,12 @@ def list_plugins(
     kind: Optional[str] = typer.Argument(None, help="erasers | suites | metrics | models | families (default: all)."),
     suite: Optional[str] = typer.Option(None, "--suite", help="Show one suite's prompt count per category."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir"),
+    details: bool = typer.Option(False, "--details", help="Erasers and metrics: every argument with its default."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts) instead of tables."),
 ) -> None:
     """List the registered plugins with a one-line description each, or one suite's prompt counts."""
+    import json
+
     try:
         if suite:
             from collections import Counter
@@ -311,57 +344,92 @@ def list_plugins(
             from .suites import load_suite
 
             loaded = load_suite(suite, data_dir)
+            counts = Counter(r.category for r in loaded.records)  # in source order
+            if as_json:
+                sys.stdout.write(json.dumps({"suite": loaded.name, "version": loaded.spec.version,
+                                             "prompts": len(loaded.records), "categories": dict(counts)}, indent=1) + "\n")
+                return
             table = Table(title=f"{loaded.name} v{loaded.spec.version}: {len(loaded.records)} prompts")
             table.add_column("category")
             table.add_column("prompts", justify="right")
-            for category, count in Counter(r.category for r in loaded.records).items():  # in source order
+            for category, count in counts.items():
                 table.add_row(category, str(count))
             out_console.print(table)
             return
         kinds = ["erasers", "suites", "metrics", "models", "families"]
         if kind is not None and kind not in kinds:
             raise ErasebenchError(f"list {kind!r} is not allowed: use one of {', '.join(kinds)}")
-        for name in [kind] if kind else kinds:
-            out_console.print(plugin_table(name))
+        chosen = [kind] if kind else kinds
+        if as_json:
+            sys.stdout.write(json.dumps({k: plugin_rows(k, details) for k in chosen}, indent=1, default=str) + "\n")
+            return
+        for name in chosen:
+            out_console.print(plugin_table(name, details))
     except ErasebenchError as exc:
         fail(str(exc))
 
 
-def plugin_table(kind: str) -> Table:
-    table = Table(title=kind)
-    table.add_column("name")
-    table.add_column("description")
-    if kind == "erasers":
-        from .erasers import ERASERS
+def config_arguments(config_cls: Any) -> dict[str, Any]:
+    """A plugin Config's arguments and their defaults ("required" for those without one)."""
+    out = {}
+    for name, field in config_cls.model_fields.items():
+        out[name] = "required" if field.is_required() else (field.default_factory() if field.default_factory else field.default)
+    return out
 
-        for name in ERASERS.names():
-            table.add_row(name, ERASERS.get(name).describe())
-    elif kind == "metrics":
-        from .metrics.base import METRICS
 
-        for name in METRICS.names():
-            table.add_row(name, METRICS.get(name).describe())
+def plugin_rows(kind: str, details: bool = False) -> list[dict[str, Any]]:
+    """One dict per registered plugin of ``kind``: name and description (plus arguments with ``details``)."""
+    rows: list[dict[str, Any]] = []
+    if kind in ("erasers", "metrics"):
+        if kind == "erasers":
+            from .erasers import ERASERS as registry
+        else:
+            from .metrics.base import METRICS as registry
+        for name in registry.names():
+            cls = registry.get(name)
+            row: dict[str, Any] = {"name": name, "description": cls.describe()}
+            if details:
+                row["arguments"] = config_arguments(cls.Config)
+                row["source"] = getattr(cls, "source", "")
+                if kind == "metrics":
+                    row["higher_is_better"] = getattr(cls, "higher_is_better", None)
+            rows.append(row)
     elif kind == "suites":
         from .suites import SUITES, load_suite_spec
 
         for name in SUITES.names():
             try:
                 spec, _ = load_suite_spec(name)
-                table.add_row(name, spec.description.strip().splitlines()[0] if spec.description else "")
+                rows.append({"name": name, "description": spec.description.strip().splitlines()[0] if spec.description else ""})
             except ErasebenchError as exc:
-                table.add_row(name, f"(invalid: {exc})")
+                rows.append({"name": name, "description": f"(invalid: {exc})"})
     elif kind == "models":
         from .models.base import MODELS
 
         for name in MODELS.names():
             named = MODELS.get(name)
-            table.add_row(name, f"{named.description} ({named.hub_id or 'shipped'})")
+            rows.append({"name": name, "description": f"{named.description} ({named.hub_id or 'shipped'})"})
     else:
         from .models.base import FAMILIES
 
         for name in FAMILIES.names():
             family = FAMILIES.get(name)
-            table.add_row(name, f"{family.description} [{', '.join(family.pipeline_classes)}]")
+            rows.append({"name": name, "description": f"{family.description} [{', '.join(family.pipeline_classes)}]"})
+    return rows
+
+
+def plugin_table(kind: str, details: bool = False) -> Table:
+    import json
+
+    table = Table(title=kind)
+    table.add_column("name", no_wrap=True)
+    table.add_column("description", overflow="fold")
+    for row in plugin_rows(kind, details):
+        text = row["description"]
+        if details and "arguments" in row:
+            args = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in row["arguments"].items())
+            text += f"\narguments: {args or 'none'}"
+        table.add_row(row["name"], text)
     return table
 
 
@@ -520,7 +588,7 @@ def main() -> None:
         message = " ".join(exc.format_message().split())
         err_console.print(f"error: {where}{message} (see --help)", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
-    except exceptions.Abort:
+    except typer.Abort:
         err_console.print("error: aborted", markup=False, highlight=False)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -171,6 +171,11 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     generation = suite.spec.generation_for(family.name).merged(parse_generation(spec.generation))
     check_generation(family, generation, *pipeline_spec(source))
     check_scheduler(generation.scheduler, generation.num_inference_steps)
+    if spec.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ErasebenchError("--device cuda: this machine has no usable CUDA GPU (torch.cuda.is_available() is False); use --device cpu")
     check_writable(root)
     records = suite.records[: spec.limit] if spec.limit else list(suite.records)
     samples = spec.samples or suite.spec.samples

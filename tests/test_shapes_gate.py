@@ -1,6 +1,7 @@
-"""CI gate on erasure quality: every shipped eraser, run on the shapes suite, passes ``erasebench gate``
-against results/shapes/gate.json (ESR-1 and PSR-1 within the tolerance recorded there; regenerate with
-``python -m benchmark.shapes.leaderboard``)."""
+"""CI gate on erasure quality: the gated shapes runs (benchmark/shapes/leaderboard.py ``gate_rows``: every
+shipped eraser on the shapes suite and on shapes-motion, and the fitted erasers on two shapes at once) pass
+``erasebench gate`` against results/shapes/gate.json (ESR-1 and PSR-1 within the tolerance recorded there;
+regenerate with ``python -m benchmark.shapes.leaderboard``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from benchmark.erasers import BUILTIN_ERASERS
 from benchmark.gate import load_baseline
-from benchmark.shapes.leaderboard import gate_variants, run_method
+from benchmark.shapes.leaderboard import gate_rows, run_method
 
 GATE_FILE = Path(__file__).resolve().parent.parent / "results" / "shapes" / "gate.json"
 
@@ -20,21 +21,34 @@ def baseline():
     return load_baseline(GATE_FILE)
 
 
-@pytest.mark.parametrize("method,suffix,eraser_args", gate_variants(), ids=[m + s for m, s, _ in gate_variants()])
-def test_eraser_quality_does_not_regress(method, suffix, eraser_args, baseline, tmp_path_factory, cli):
+@pytest.mark.parametrize("row", gate_rows(), ids=[row.id for row in gate_rows()])
+def test_eraser_quality_does_not_regress(row, baseline, tmp_path_factory, cli):
     entries = [
         e for e in baseline.baselines
-        if e.match.get("method") == method and (e.match.get("eraser_args") or None) == eraser_args
-    ]
-    assert len(entries) == 1, f"{method}{suffix} has no gate entry: run python -m benchmark.shapes.leaderboard"
+        if e.match.get("method") == row.method and (e.match.get("eraser_args") or None) == row.eraser_args
+        and e.match.get("suite") == row.suite and (not row.concepts or tuple(e.match.get("concepts") or ()) == row.concepts)
+    ]  # fmt: skip
+    assert len(entries) == 1, f"{row.id} has no gate entry: run python -m benchmark.shapes.leaderboard"
     match = entries[0].match
-    root = tmp_path_factory.mktemp(f"gate-{method}{suffix}")
-    results = run_method(method, match["suite"], root, match["model"], eraser_args)
+    root = tmp_path_factory.mktemp(f"gate-{row.id}")
+    results = run_method(row.method, match["suite"], root, match["model"], row.eraser_args, row.concepts)
     code, stdout, stderr = cli("gate", "--baseline", GATE_FILE, root / "runs" / results["run_name"])
     assert code == 0, stdout + stderr
     assert "gate passed: 0 of 2 checks regressed" in stdout
 
 
-def test_every_shipped_eraser_is_gated_with_its_defaults(baseline):
-    gated = {e.match.get("method") for e in baseline.baselines if not e.match.get("eraser_args")}
+@pytest.mark.parametrize("board", ["shape", "motion"])
+def test_every_shipped_eraser_is_gated_with_its_defaults(baseline, board):
+    from benchmark.shapes.leaderboard import BOARD_BY_NAME
+
+    suite = BOARD_BY_NAME[board].suites[0]
+    gated = {
+        e.match.get("method") for e in baseline.baselines
+        if not e.match.get("eraser_args") and e.match.get("suite") == suite and len(e.match.get("concepts") or ()) == 1
+    }  # fmt: skip
     assert gated == set(BUILTIN_ERASERS)
+
+
+def test_two_concept_rows_are_gated(baseline):
+    two = {e.match.get("method") for e in baseline.baselines if len(e.match.get("concepts") or ()) == 2}
+    assert two == {"t2vunlearning", "refusal"}

@@ -1,16 +1,19 @@
-"""Regenerate the committed shapes leaderboard and the CI gate values in ``results/shapes/``.
+"""Regenerate the committed shapes leaderboards and the CI gate values in ``results/shapes/``.
 
-    python -m benchmark.shapes.leaderboard [--out results/shapes] [--model shapes]
+    python -m benchmark.shapes.leaderboard [--out results/shapes] [--model shapes] [--boards shape,motion,...]
 
-For every eraser erasebench ships, runs the ``shapes`` and ``shapes-paraphrase`` suites on the shipped
-shapes model (all 64 prompts, derived seeds, the suites' generation settings) with the eraser's defaults
-and, where ``SHAPES_ERASER_ARGS`` names some, once more with those; copies each ``results.json`` to
-``{out}/{suite}/{method}/results.json`` (defaults) or ``{out}/{suite}/{method}-shapes/results.json``, and
-from those files alone writes ``leaderboard.{md,csv,tex}`` (rows are labelled with their eraser args,
-cells carry 95 % intervals) and ``gate.json``: an ``erasebench gate`` baseline (docs/gate.md) with
-ESR-1 and PSR-1 on ``shapes`` of each method with its shapes arguments, which
-``tests/test_shapes_gate.py`` checks through ``erasebench gate``. ``--tables-only`` rewrites the tables
-and ``gate.json`` from the files already under ``--out``.
+Each board (``BOARDS``) is a pair of suites, the standard prompts and their held-out paraphrases, erasing one
+concept set: ``shape`` erases ``cross`` on ``shapes``, ``motion`` erases ``up`` on ``shapes-motion``, ``colour``
+erases ``red`` on ``shapes-colour``, ``two-shapes`` erases ``cross`` and ``square`` jointly on ``shapes``. For
+every eraser erasebench ships, each board's suites run on the shipped shapes model (all 64 prompts, derived
+seeds, the suites' generation settings) with the eraser's defaults and, on the ``shape`` board where
+``SHAPES_ERASER_ARGS`` names some, once more with those; each ``results.json`` is copied to
+``{out}/{folder}/{method}[-shapes]/results.json`` (``folder``: the suite, plus ``@concept+concept`` when the
+board names concepts), and from those files alone ``{board file}.{md,csv,tex}`` (rows are labelled with their
+eraser args, cells carry 95 % intervals) and ``gate.json``: an ``erasebench gate`` baseline (docs/gate.md) with
+ESR-1 and PSR-1 of the runs ``GATE_ROWS`` lists, which ``tests/test_shapes_gate.py`` checks through
+``erasebench gate``. ``--boards`` runs only the boards named (the others' committed files stay as they are);
+``--tables-only`` rewrites the tables and ``gate.json`` from the files already under ``--out``.
 """
 
 from __future__ import annotations
@@ -18,48 +21,109 @@ from __future__ import annotations
 import argparse
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GATE_SUITE = "shapes"
-LEADERBOARD_SUITES = ("shapes", "shapes-paraphrase")
 TOLERANCE = 0.1  # ESR-1: one of 16 target videos (0.0625); PSR-1: up to 4 of 48 preserve videos (0.0208 each)
 GATE_KEYS = ("esr_1", "psr_1")
 GATE_METRIC = "shapes_oracle"
-#: Extra rows with shapes-tuned eraser arguments, beside every method's defaults (both are gated; see
-#: results/shapes/README.md). refusal: the text-projection fold at lam 0.85, the hand-tuned row that preceded
-#: the automatic site choice (which now picks the text projection at lam 1 by itself). safree: the keyword
-#: negative prompt off (the ``safree-noneg`` ablation) and the edit at every step (the ZeroScope reference's
-#: window): on this model the negative prompt "cross" alone costs a third of PSR-1 (the negprompt row).
+#: Extra rows with shapes-tuned eraser arguments, beside every method's defaults on the ``shape`` board (both
+#: are gated; see results/shapes/README.md). refusal: the text-projection fold at lam 0.85, the hand-tuned row
+#: that preceded the automatic site choice (which now picks the text projection at lam 1 by itself). safree:
+#: the keyword negative prompt off (the ``safree-noneg`` ablation) and the edit at every step (the ZeroScope
+#: reference's window): on this model the negative prompt "cross" alone costs a third of PSR-1 (the negprompt
+#: row). The other boards run every eraser with its defaults only (never tuned on them nor on paraphrases).
 SHAPES_ERASER_ARGS: dict[str, dict[str, Any]] = {
     "refusal": {"site": "text_projection", "lam": 0.85},
     "safree": {"negative_prompt": "off", "steps": "all"},
 }
 
 
-def run_method(method: str, suite: str, root: Path, model: str = "shapes", eraser_args: dict[str, Any] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Board:
+    """One leaderboard: its suites (standard, paraphrase), the erased concepts (() = the suites' default),
+    the file stem its tables go to and the columns they keep."""
+
+    name: str
+    suites: tuple[str, str]
+    concepts: tuple[str, ...]
+    stem: str
+    keys: tuple[str, ...]
+    tuned: bool = False  # also run SHAPES_ERASER_ARGS
+
+    def folder(self, suite: str) -> str:
+        return suite + ("@" + "+".join(self.concepts) if self.concepts else "")
+
+
+BOARDS: tuple[Board, ...] = (
+    Board("shape", ("shapes", "shapes-paraphrase"), (), "leaderboard", ("esr_1", "psr_1", "colour_acc", "motion_acc"), tuned=True),
+    Board("motion", ("shapes-motion", "shapes-motion-paraphrase"), (), "leaderboard-motion", ("esr_1", "psr_1", "preserved_shape_acc")),
+    Board("colour", ("shapes-colour", "shapes-colour-paraphrase"), (), "leaderboard-colour", ("esr_1", "psr_1", "preserved_shape_acc")),
+    Board(
+        "two-shapes", ("shapes", "shapes-paraphrase"), ("cross", "square"), "leaderboard-two-shapes",
+        ("esr_1", "esr_1_cross", "esr_1_square", "psr_1"),
+    ),
+)  # fmt: skip
+BOARD_BY_NAME = {b.name: b for b in BOARDS}
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """One gated run: a board's standard suite with one eraser's defaults (or its shapes args)."""
+
+    board: str
+    method: str
+    suffix: str = ""
+    eraser_args: dict[str, Any] | None = None
+
+    @property
+    def suite(self) -> str:
+        return BOARD_BY_NAME[self.board].suites[0]
+
+    @property
+    def concepts(self) -> tuple[str, ...]:
+        return BOARD_BY_NAME[self.board].concepts
+
+    @property
+    def id(self) -> str:
+        return f"{self.board}-{self.method}{self.suffix}"
+
+    def result_dir(self, out: Path) -> Path:
+        return out / BOARD_BY_NAME[self.board].folder(self.suite) / f"{self.method}{self.suffix}"
+
+
+def run_method(
+    method: str, suite: str, root: Path, model: str = "shapes", eraser_args: dict[str, Any] | None = None,
+    concepts: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """One erasebench run, in process; returns results.json's content."""
     from ..runner import Runner, plan_run
     from ..specs import PluginSpec, RunSpec
 
-    spec = RunSpec(model=model, eraser=PluginSpec(name=method, args=eraser_args or {}), suite=suite)
+    spec = RunSpec(model=model, eraser=PluginSpec(name=method, args=eraser_args or {}), suite=suite, concepts=tuple(concepts))
     results = Runner(plan_run(spec, root)).run()
     assert results is not None
     return results
 
 
-def gate_variants() -> list[tuple[str, str, dict[str, Any] | None]]:
-    """(method, folder suffix, eraser args) of every gated row: each shipped eraser's defaults, then the
-    shapes-tuned rows of SHAPES_ERASER_ARGS."""
+def variants(board: Board) -> list[tuple[str, str, dict[str, Any] | None]]:
+    """(method, folder suffix, eraser args) of a board's rows: each shipped eraser's defaults, then (tuned
+    boards) the shapes-tuned rows of SHAPES_ERASER_ARGS."""
     from ..erasers import BUILTIN_ERASERS
 
-    defaults = [(method, "", None) for method in BUILTIN_ERASERS]
-    return defaults + [(method, "-shapes", args) for method, args in SHAPES_ERASER_ARGS.items()]
+    defaults: list[tuple[str, str, dict[str, Any] | None]] = [(method, "", None) for method in BUILTIN_ERASERS]
+    return defaults + ([(m, "-shapes", a) for m, a in SHAPES_ERASER_ARGS.items()] if board.tuned else [])
 
 
-def gate_result_dirs(out: Path) -> list[Path]:
-    """The committed ``shapes`` runs the gate holds (gate_variants)."""
-    return [out / GATE_SUITE / f"{method}{suffix}" for method, suffix, _ in gate_variants()]
+def gate_rows() -> list[GateRow]:
+    """The gated runs: every row of the ``shape`` board, every eraser's defaults on ``shapes-motion`` (a motion
+    is the concept a single frame cannot show), and the two fitted erasers on ``cross,square`` (the path where
+    one fit holds several concepts). The colour board and the paraphrases are not gated (CI time)."""
+    rows = [GateRow("shape", m, s, a) for m, s, a in variants(BOARD_BY_NAME["shape"])]
+    rows += [GateRow("motion", m, s, a) for m, s, a in variants(BOARD_BY_NAME["motion"])]
+    rows += [GateRow("two-shapes", m) for m in ("t2vunlearning", "refusal")]
+    return rows
 
 
 def write_gate(out: Path) -> None:
@@ -69,53 +133,62 @@ def write_gate(out: Path) -> None:
 
     checks = {f"{GATE_METRIC}.{key}": GateCheck(direction="higher", tolerance=TOLERANCE) for key in GATE_KEYS}
     baseline = record_baseline(
-        load_results(d / "results.json" for d in gate_result_dirs(out)),
+        load_results(row.result_dir(out) / "results.json" for row in gate_rows()),
         checks,
         description=(
-            "ESR-1 and PSR-1 of every shipped eraser on the shapes suite with the shapes model, with its defaults and "
-            "with the shapes args of benchmark/shapes/leaderboard.py SHAPES_ERASER_ARGS; tolerance 0.1: ESR-1 moves 0.0625 per target video "
-            "(16), PSR-1 0.0208 per preserve video (48). Regenerate: python -m benchmark.shapes.leaderboard"
+            "ESR-1 and PSR-1 with the shapes model of every shipped eraser on the shapes suite (cross), with its defaults and "
+            "with the shapes args of benchmark/shapes/leaderboard.py SHAPES_ERASER_ARGS, of every eraser's defaults on "
+            "shapes-motion (up), and of t2vunlearning and refusal on shapes with cross,square; tolerance 0.1: ESR-1 moves "
+            "0.0625 per target video (16), PSR-1 0.0208 per preserve video (48). Regenerate: python -m benchmark.shapes.leaderboard"
         ),
     )
     baseline.to_disk(out / "gate.json")
 
 
-def write_tables(out: Path) -> None:
-    """``leaderboard.{md,csv,tex}`` from the results files under ``out`` alone (as ``erasebench report`` does)."""
-    from ..report import find_results, leaderboard, load_results, render
+def write_tables(out: Path, board: Board) -> None:
+    """``{board.stem}.{md,csv,tex}`` from the board's results files under ``out`` alone (as ``erasebench report``)."""
+    from ..report import leaderboard, load_results, render
     from ..store import atomic_write_text
 
-    board = leaderboard(load_results(find_results([out])), ["esr_1", "psr_1", "colour_acc", "motion_acc"])
+    files = sorted(p for suite in board.suites for p in (out / board.folder(suite)).glob("*/results.json"))
+    if not files:
+        return
+    board_table = leaderboard(load_results(files), list(board.keys))
     for fmt, suffix in (("md", "md"), ("csv", "csv"), ("latex", "tex")):
-        atomic_write_text(out / f"leaderboard.{suffix}", render(board, fmt) + "\n")
-    print(render(board, "md"))
+        atomic_write_text(out / f"{board.stem}.{suffix}", render(board_table, fmt) + "\n")
+    print(f"## {board.name}\n" + render(board_table, "md"))
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ..errors import ErasebenchError
     from ..results import RunResult
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/shapes"))
     parser.add_argument("--model", default="shapes")
     parser.add_argument("--work", type=Path, default=None, help="output root for videos (default: a temp folder)")
-    parser.add_argument("--tables-only", action="store_true", help="only rebuild leaderboard.{md,csv,tex} and gate.json from --out")
+    parser.add_argument("--boards", default=",".join(BOARD_BY_NAME), help=f"boards to run (default all: {','.join(BOARD_BY_NAME)})")
+    parser.add_argument("--tables-only", action="store_true", help="only rebuild the leaderboard tables and gate.json from --out")
     args = parser.parse_args(argv)
-    if args.tables_only:
-        write_tables(args.out)
-        write_gate(args.out)
-        return
-
-    work = args.work or Path(tempfile.mkdtemp(prefix="eb-shapes-"))
-    for method, suffix, eraser_args in gate_variants():
-        for suite in LEADERBOARD_SUITES:
-            result = RunResult.from_data(run_method(method, suite, work, args.model, eraser_args))
-            result.to_disk(args.out / suite / f"{method}{suffix}" / "results.json")
-            print(f"{suite:18s} {method + suffix:20s} " + " ".join(
-                f"{k}={v:.3f}" for k, v in result.aggregates.overall[GATE_METRIC].items() if isinstance(v, float)), flush=True)
+    names = [n.strip() for n in args.boards.split(",") if n.strip()]
+    bad = [n for n in names if n not in BOARD_BY_NAME]
+    if bad or not names:
+        raise ErasebenchError(f"--boards {args.boards!r}: unknown board {bad[0] if bad else ''!r}; allowed: {', '.join(BOARD_BY_NAME)}")
+    if not args.tables_only:
+        work = args.work or Path(tempfile.mkdtemp(prefix="eb-shapes-"))
+        for board in (BOARD_BY_NAME[n] for n in names):
+            for method, suffix, eraser_args in variants(board):
+                for suite in board.suites:
+                    data = run_method(method, suite, work, args.model, eraser_args, board.concepts)
+                    result = RunResult.from_data(data)
+                    result.to_disk(args.out / board.folder(suite) / f"{method}{suffix}" / "results.json")
+                    print(f"{board.folder(suite):24s} {method + suffix:20s} " + " ".join(
+                        f"{k}={v:.3f}" for k, v in result.aggregates.overall[GATE_METRIC].items() if isinstance(v, float)), flush=True)
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    for board in BOARDS:
+        write_tables(args.out, board)
     write_gate(args.out)
-    write_tables(args.out)
-    if args.work is None:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -122,17 +123,14 @@ def video_hashes(out: Path) -> dict[str, str]:
 
 
 def repairs(text: str) -> Counter:
+    """What a run's log says it repaired (rich wraps long lines at spaces: rejoin them first)."""
+    text = " ".join(text.split())
     found: Counter = Counter()
-    for line in text.splitlines():
-        if "moved aside" in line:
-            found["video moved aside and regenerated"] += 1
-        elif "cached scores of metric" in line:
-            found["scores recomputed"] += int(line.split()[0])
-        elif line.startswith("fit artifact"):
-            found["fit artifact moved aside and refitted"] += 1
-        elif line.startswith("removed ") and "temp files" in line:
-            found["stale temp files removed"] += int(line.split()[1])
-    return found
+    found["video moved aside and regenerated"] = text.count(": moved aside (")
+    found["scores recomputed"] = sum(int(n) for n in re.findall(r"(\d+) cached scores of metric", text))
+    found["fit artifact moved aside and refitted"] = text.count("fitting again")
+    found["stale temp files removed"] = sum(int(n) for n in re.findall(r"removed (\d+) temp files of killed runs", text))
+    return +found
 
 
 def main() -> int:
