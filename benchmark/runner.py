@@ -234,6 +234,14 @@ class Distributed:
 ProgressFactory = Callable[[str, int], Any]
 
 
+def disk_full(exc: BaseException) -> bool:
+    """ENOSPC or a full quota, raised as ``OSError`` (Python, PyAV) or as a library's own error that only says
+    so in its message (safetensors: ``StorageFull``)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return not isinstance(exc, ErasebenchError) and any(s in str(exc) for s in ("No space left on device", "StorageFull", "Disk quota exceeded"))
+
+
 class Runner:
     def __init__(self, plan: RunPlan, progress: ProgressFactory | None = None, log: Callable[[str], None] = lambda s: None):
         self.plan = plan
@@ -685,12 +693,12 @@ class Runner:
         """Load, fit, generate, score and write results; a full disk is one ``ErasebenchError`` line (exit 2)."""
         try:
             return self._run()
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        except Exception as exc:
+            if not disk_full(exc):
                 raise
             raise ErasebenchError(
-                f"no space left under {str(self.plan.root)!r} ({exc.strerror}): stopped; finished videos are kept, "
-                "free some space and rerun to resume"
+                f"no space left under {str(self.plan.root)!r} ({getattr(exc, 'strerror', None) or 'disk full'}): stopped; "
+                "finished videos are kept, free some space and rerun to resume"
             ) from None
 
     def _run(self) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ def disk_full(*_args, **_kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-@pytest.mark.parametrize("where", ["video", "sidecar", "score"])
+@pytest.mark.parametrize("where", ["video", "library", "sidecar", "score"])
 def test_enospc_stops_cleanly_and_the_rerun_resumes(where, tiny_model, tmp_path, cli, monkeypatch):
     import av
 
@@ -37,6 +37,8 @@ def test_enospc_stops_cleanly_and_the_rerun_resumes(where, tiny_model, tmp_path,
             calls["n"] += 1
             if calls["n"] == 2:
                 real_write_bytes(Path(file), b"\x00\x00\x00\x18ftypisom")
+                if where == "library":  # an error that says so only in its message (safetensors)
+                    raise RuntimeError('IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
                 disk_full()
         return real_open(file, mode, *a, **kw)
 
@@ -49,7 +51,7 @@ def test_enospc_stops_cleanly_and_the_rerun_resumes(where, tiny_model, tmp_path,
                 disk_full()
         return real_write_bytes(self, data)
 
-    if where == "video":
+    if where in ("video", "library"):
         monkeypatch.setattr(av, "open", full_video)
     else:
         monkeypatch.setattr(Path, "write_bytes", full_json)
@@ -66,9 +68,21 @@ def test_enospc_stops_cleanly_and_the_rerun_resumes(where, tiny_model, tmp_path,
         meta, problem = store.check_video(sidecar.with_suffix(".mp4").relative_to(out).as_posix())
         assert meta is not None, problem
     complete = len(list(out.glob("videos/**/*.json")))
-    assert complete == {"video": 1, "sidecar": 1, "score": 3}[where]
+    assert complete == {"video": 1, "library": 1, "sidecar": 1, "score": 3}[where]
 
     code, _, stderr = cli(*args, "--out", out)
     assert code == 0, stderr
     assert rows(out) == rows(tmp_path / "reference")
     assert list(store.temp_files()) == []
+
+
+def test_disk_full_is_recognised_in_every_form():
+    from benchmark.errors import ErasebenchError
+    from benchmark.runner import disk_full
+
+    assert disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    # safetensors reports the io error only in its message
+    assert disk_full(RuntimeError('Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'))
+    assert not disk_full(OSError(errno.EACCES, "Permission denied"))
+    assert not disk_full(ErasebenchError("no space left under '/x'"))

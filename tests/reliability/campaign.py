@@ -3,8 +3,8 @@
 Runs a shapes job uninterrupted, then the same job in another folder with ``--kills`` SIGKILLs aimed in turn at
 the eraser's fit, video generation and scoring, corrupting artifacts between rounds so each phase has work to
 do again (fit artifact byte flip, truncated video, same-size video byte flip with its mtime kept, deleted
-sidecar, deleted video, garbage and byte-flipped score files, a stale temp file). Reruns to completion and
-prints the kills, the corruptions, what the runs repaired, videos that differ from the uninterrupted run, and
+sidecar, deleted video, garbage and byte-flipped score files, a stale temp file), reruns to completion,
+breaks every kind of artifact once more and reruns again; prints the kills, the corruptions, what the runs repaired, videos that differ from the uninterrupted run, and
 temp files left over.
 
     python tests/reliability/campaign.py --kills 6 [--method refusal] [--limit 16] [--seed 0] [--work DIR]
@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -76,7 +77,7 @@ def corrupt(out: Path, target: str, rng: random.Random, done: Counter) -> None:
     """Break artifacts so that ``target`` has work to do on the next run."""
     if target == "fit":
         for weights in out.glob("artifacts/*/*/*.safetensors"):
-            if (weights.parent / "DONE.json").exists():
+            if (weights.parent / "DONE.json").exists() and ".broken-" not in weights.parent.name:
                 flip(weights)
                 done["fit artifact: same-size byte flip"] += 1
     elif target == "generation":
@@ -106,7 +107,7 @@ def corrupt(out: Path, target: str, rng: random.Random, done: Counter) -> None:
                 score.unlink()
                 done["score: deleted"] += 1
     videos = sorted(out.glob("videos/**/*.mp4"))
-    if videos:
+    if videos and not videos[0].with_name(f".{videos[0].name}.999999.tmp").exists():
         stale = videos[0].with_name(f".{videos[0].name}.999999.tmp")
         stale.write_bytes(b"half a video")
         os.utime(stale, (time.time() - 120, time.time() - 120))
@@ -148,13 +149,18 @@ def main() -> int:
     total = args.limit
 
     t0 = time.perf_counter()
-    reference = run_to_end(args, work / "reference", work / "reference.log")
-    if reference.returncode:
-        print((work / "reference.log").read_text()[-2000:])
-        return 1
-    print(f"reference run: {time.perf_counter() - t0:.1f} s")
+    if list((work / "reference").glob("runs/*/results.json")):
+        print(f"reference run: reused from {work / 'reference'}")
+    else:
+        reference = run_to_end(args, work / "reference", work / "reference.log")
+        if reference.returncode:
+            print((work / "reference.log").read_text()[-2000:])
+            return 1
+        print(f"reference run: {time.perf_counter() - t0:.1f} s")
 
     out = work / "killed"
+    if out.exists():
+        shutil.rmtree(out)
     kills: list[tuple[str, str, float]] = []
     corruptions: Counter = Counter()
     repaired: Counter = Counter()
@@ -189,14 +195,17 @@ def main() -> int:
         kills.append((target, landed, time.perf_counter() - start))
         print(f"round {round_}: aimed at {target}, killed in {landed} after {kills[-1][2]:.1f} s, {temps} temp files left by the kill")
 
-    corrupt(out, "generation", rng, corruptions)
-    corrupt(out, "scoring", rng, corruptions)
-    final = run_to_end(args, out, work / "final.log")
-    final_log = (work / "final.log").read_text(errors="replace")
-    repaired += repairs(final_log)
-    if final.returncode:
-        print(final_log[-2000:])
-        return 1
+    # run to completion, then break every kind of artifact once more (scores now exist) and rerun
+    for name, kinds in (("final", ()), ("repair", ("fit", "generation", "scoring"))):
+        for kind in kinds:
+            corrupt(out, kind, rng, corruptions)
+        final = run_to_end(args, out, work / f"{name}.log")
+        final_log = (work / f"{name}.log").read_text(errors="replace")
+        repaired += repairs(final_log)
+        if final.returncode:
+            print(final_log[-2000:])
+            return 1
+        print(f"{name} run: exit 0")
 
     ref_videos, our_videos = video_hashes(work / "reference"), video_hashes(out)
     differing = sorted(k for k in ref_videos.keys() | our_videos.keys() if ref_videos.get(k) != our_videos.get(k))
