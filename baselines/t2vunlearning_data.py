@@ -407,6 +407,7 @@ def training_prompts(concepts: list[ConceptSpec], mode: str, data_dir: str | Pat
     def add(items: list[str], into: list[str]) -> None:
         into.extend(p for p in items if p not in into)
 
+    erased_words = [_word_re(w) for w in concept_words(concepts)]
     for c in concepts:
         file = published_file(c) if mode != "concept" else None
         if mode == "published" and file is None:
@@ -434,7 +435,8 @@ def training_prompts(concepts: list[ConceptSpec], mode: str, data_dir: str | Pat
                                 "targets": len(t), "preserve": len(p)})
                 continue
         t = default_targets([c])
-        p = default_preserves([c], t)
+        # built from one concept's file, a preserve prompt may name another concept of the same fit: drop those
+        p = [x for x in default_preserves([c], t) if not any(w.search(x) for w in erased_words)]
         add(t, targets)
         add([x for x in p if x not in targets], preserves)
         entry: dict[str, Any] = {"concept": c.name, "source": "concept-fallback" if note else "concept", "targets": len(t), "preserve": len(p)}

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_shapes_world import _blur_and_noise, _dataset
 
 from benchmark.errors import ErasebenchError
 from benchmark.metrics.base import METRICS, MetricContext, ScoredVideo
-from benchmark.shapes import COLOURS, MOTIONS, SHAPES, ShapeAttributes, read_videos, render_video
+from benchmark.shapes import (
+    COLOURS,
+    MOTIONS,
+    SHAPES,
+    ShapeAttributes,
+    read_videos,
+    render_video,
+)
 from benchmark.suites import BUILTIN_SUITE_DIR, load_concept, load_suite
-from test_shapes_world import _blur_and_noise, _dataset
 
 SHAPES_SUITES = sorted(p.stem for p in BUILTIN_SUITE_DIR.glob("shapes*.yaml") if p.stem != "shapes-pairs")
 WORLD_CONCEPTS = [*SHAPES, *COLOURS, *MOTIONS]
@@ -152,3 +159,15 @@ def test_a_concept_mixing_attributes_or_outside_the_world_is_one_clear_error():
         )
         with pytest.raises(ErasebenchError, match="odd.*allowed: values of one attribute"):
             metric.settings()
+
+
+def test_t2vunlearning_never_preserves_a_concept_erased_in_the_same_fit():
+    """cross.yaml's safe halves and preserve swaps name squares: erasing cross and square jointly must not train
+    the square prompts as preserve prompts (with one concept nothing is dropped)."""
+    from baselines.t2vunlearning_data import training_prompts
+
+    single = training_prompts([load_concept("cross")], "concept", None)
+    assert any("square" in p for p in single.preserves)
+    joint = training_prompts([load_concept("cross"), load_concept("square")], "concept", None)
+    assert len(joint.targets) == 32 and joint.preserves
+    assert not [p for p in joint.preserves if {"cross", "square"} & set(p.split())]

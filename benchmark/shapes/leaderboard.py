@@ -11,7 +11,7 @@ seeds, the suites' generation settings) with the eraser's defaults and, on the `
 ``{out}/{folder}/{method}[-shapes]/results.json`` (``folder``: the suite, plus ``@concept+concept`` when the
 board names concepts), and from those files alone ``{board file}.{md,csv,tex}`` (rows are labelled with their
 eraser args, cells carry 95 % intervals) and ``gate.json``: an ``erasebench gate`` baseline (docs/gate.md) with
-ESR-1 and PSR-1 of the runs ``GATE_ROWS`` lists, which ``tests/test_shapes_gate.py`` checks through
+ESR-1 and PSR-1 of the runs ``gate_rows()`` lists, which ``tests/test_shapes_gate.py`` checks through
 ``erasebench gate``. ``--boards`` runs only the boards named (the others' committed files stay as they are);
 ``--tables-only`` rewrites the tables and ``gate.json`` from the files already under ``--out``.
 """
@@ -116,14 +116,17 @@ def variants(board: Board) -> list[tuple[str, str, dict[str, Any] | None]]:
     return defaults + ([(m, "-shapes", a) for m, a in SHAPES_ERASER_ARGS.items()] if board.tuned else [])
 
 
+#: Gated runs beyond the ``shape`` board, with the eraser's defaults: the two fitted erasers on ``shapes-motion``
+#: (a motion is the concept a single frame cannot show) and refusal on ``cross,square`` jointly (one fit with
+#: several concepts). The prompt-only erasers on motion, the colour board and the paraphrases are not gated:
+#: each row adds one run to CI (results/shapes/README.md).
+GATED_EXTRA: tuple[tuple[str, str], ...] = (("motion", "t2vunlearning"), ("motion", "refusal"), ("two-shapes", "refusal"))
+
+
 def gate_rows() -> list[GateRow]:
-    """The gated runs: every row of the ``shape`` board, every eraser's defaults on ``shapes-motion`` (a motion
-    is the concept a single frame cannot show), and the two fitted erasers on ``cross,square`` (the path where
-    one fit holds several concepts). The colour board and the paraphrases are not gated (CI time)."""
+    """The gated runs: every row of the ``shape`` board, then GATED_EXTRA (each eraser's defaults)."""
     rows = [GateRow("shape", m, s, a) for m, s, a in variants(BOARD_BY_NAME["shape"])]
-    rows += [GateRow("motion", m, s, a) for m, s, a in variants(BOARD_BY_NAME["motion"])]
-    rows += [GateRow("two-shapes", m) for m in ("t2vunlearning", "refusal")]
-    return rows
+    return rows + [GateRow(board, method) for board, method in GATED_EXTRA]
 
 
 def write_gate(out: Path) -> None:
@@ -137,8 +140,8 @@ def write_gate(out: Path) -> None:
         checks,
         description=(
             "ESR-1 and PSR-1 with the shapes model of every shipped eraser on the shapes suite (cross), with its defaults and "
-            "with the shapes args of benchmark/shapes/leaderboard.py SHAPES_ERASER_ARGS, of every eraser's defaults on "
-            "shapes-motion (up), and of t2vunlearning and refusal on shapes with cross,square; tolerance 0.1: ESR-1 moves "
+            "with the shapes args of benchmark/shapes/leaderboard.py SHAPES_ERASER_ARGS, and of the defaults rows GATED_EXTRA "
+            "names (shapes-motion with up; shapes with cross,square); tolerance 0.1: ESR-1 moves "
             "0.0625 per target video (16), PSR-1 0.0208 per preserve video (48). Regenerate: python -m benchmark.shapes.leaderboard"
         ),
     )
@@ -160,7 +163,6 @@ def write_tables(out: Path, board: Board) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..errors import ErasebenchError
     from ..results import RunResult
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     names = [n.strip() for n in args.boards.split(",") if n.strip()]
     bad = [n for n in names if n not in BOARD_BY_NAME]
     if bad or not names:
-        raise ErasebenchError(f"--boards {args.boards!r}: unknown board {bad[0] if bad else ''!r}; allowed: {', '.join(BOARD_BY_NAME)}")
+        parser.error(f"--boards {args.boards!r}: unknown board {bad[0] if bad else ''!r}; allowed: {', '.join(BOARD_BY_NAME)}")
     if not args.tables_only:
         work = args.work or Path(tempfile.mkdtemp(prefix="eb-shapes-"))
         for board in (BOARD_BY_NAME[n] for n in names):
