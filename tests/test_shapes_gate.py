@@ -12,6 +12,7 @@ import pytest
 from benchmark.erasers import BUILTIN_ERASERS
 from benchmark.gate import load_baseline
 from benchmark.shapes.leaderboard import gate_rows, run_method
+from benchmark.suites import load_suite_spec
 
 GATE_FILE = Path(__file__).resolve().parent.parent / "results" / "shapes" / "gate.json"
 
@@ -26,7 +27,8 @@ def test_eraser_quality_does_not_regress(row, baseline, tmp_path_factory, cli):
     entries = [
         e for e in baseline.baselines
         if e.match.get("method") == row.method and (e.match.get("eraser_args") or None) == row.eraser_args
-        and e.match.get("suite") == row.suite and (not row.concepts or tuple(e.match.get("concepts") or ()) == row.concepts)
+        and e.match.get("suite") == row.suite
+        and tuple(e.match.get("concepts") or ()) == (row.concepts or load_suite_spec(row.suite)[0].concepts)
     ]  # fmt: skip
     assert len(entries) == 1, f"{row.id} has no gate entry: run python -m benchmark.shapes.leaderboard"
     match = entries[0].match
