@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import ErasebenchError
+from ..errors import ErasebenchError, describe_validation_error
 
 SPEC_DIR = Path(__file__).resolve().parent / "specs"
 
@@ -134,5 +134,4 @@ def load_table_spec(name: str) -> TableSpec:
     try:
         return TableSpec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8"))).check()
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ErasebenchError(f"table spec {str(path)!r}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+        raise ErasebenchError(f"table spec {str(path)!r}: {describe_validation_error(exc)}") from None
