@@ -45,15 +45,17 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import numpy as np
-import torch
 from pydantic import field_validator
 
 from benchmark.erasers import Eraser, EraserConfig
 from benchmark.errors import ErasebenchError, UnsupportedFamilyError
 from benchmark.hooks import HookSet
+from benchmark.lazy import lazy_import
 from benchmark.models.base import ModelFamily
 from benchmark.specs import ConceptSpec
 from benchmark.store import atomic_write_json
+
+torch = lazy_import("torch")  # imported on first use: planning and reruns need no torch
 
 #: site kinds that ``site="auto"`` draws candidates from (generic kinds of benchmark/models/*.py)
 AUTO_KINDS: tuple[str, ...] = ("prompt_linear", "text_projection")
@@ -642,8 +644,10 @@ class RefusalVector(Eraser):
 
     def _batches(self, jobs: list[tuple[str, int]]):
         size = self.config.batch_size  # type: ignore[attr-defined]
+        advance = self.run_context.steps(f"fitting {self.name}", -(-len(jobs) // size))
         for start in range(0, len(jobs), size):
             yield list(range(start, min(start + size, len(jobs))))
+            advance()
 
     def _call(self, pipe: Any, jobs: list[tuple[str, int]], gen: dict[str, Any]) -> Any:
         generators = [torch.Generator(device=self.run_context.device).manual_seed(s) for _, s in jobs]

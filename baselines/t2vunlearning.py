@@ -494,10 +494,12 @@ class T2VUnlearning(Eraser):
         start = time.perf_counter()
         with self.trainer(pipe, family) as trainer:
             history, iter_times = [], []
+            advance = self.run_context.steps(f"fitting {self.name}", int(trainer.recipe["iterations"]))
             for it in range(int(trainer.recipe["iterations"])):
                 t0 = time.perf_counter()
                 history.append(trainer.step(trainer.draw()))
                 iter_times.append(time.perf_counter() - t0)
+                advance()
             training = {
                 "iterations": trainer.recipe["iterations"],
                 "clip": trainer.clip,

@@ -28,6 +28,33 @@ app = typer.Typer(
 err_console = Console(stderr=True)
 out_console = Console()
 
+#: typer's type names as --help prints them: click's plain words (options name theirs with ``metavar``)
+PLAIN_TYPES = {"str": "TEXT", "int": "INTEGER", "float": "FLOAT", "Path": "PATH", "bool": ""}
+
+
+def _plain_argument_type(self: Any, ctx: Any) -> str:
+    """An argument's type in --help as TEXT / PATH (typer >= 0.2x prints ``<list[str]>``)."""
+    bare = self.bare_type() if hasattr(self, "bare_type") else ""
+    inner = bare[5:-1] if bare.startswith("list[") else bare
+    return PLAIN_TYPES.get(inner, inner.upper())
+
+
+def _plain_option_type(self: Any, ctx: Any) -> str:
+    """An option's ``metavar``, else its type as a plain word (a flag: none)."""
+    if self.metavar is not None:
+        return self.metavar
+    return "" if getattr(self, "is_flag", False) else _plain_argument_type(self, ctx)
+
+
+try:  # the typer versions that print <type>; older ones print plain names already
+    from typer.core import TyperArgument as _TyperArgument, TyperOption as _TyperOption
+
+    for _cls, _plain in ((_TyperArgument, _plain_argument_type), (_TyperOption, _plain_option_type)):
+        if hasattr(_cls, "display_type_rich") and hasattr(_cls, "bare_type"):
+            _cls.display_type_rich = _plain
+except ImportError:  # pragma: no cover
+    pass
+
 
 def _print_version(value: bool) -> None:
     if value:
@@ -40,7 +67,7 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit.", metavar=""
     ),
 ) -> None:
     """Evaluate concept erasure in text-to-video diffusion models."""
@@ -66,52 +93,139 @@ def parse_assignments(items: list[str] | None, what: str) -> dict[str, Any]:
 
 
 #: run.yaml keys that hold a mapping, and what each one is
-CONFIG_MAPPINGS = {"eraser": "the eraser {name, args}", "eraser_args": "eraser arguments", "generation": "generation settings"}
+CONFIG_MAPPINGS = {
+    "eraser": "the eraser {name, args}", "eraser_args": "eraser arguments", "generation": "generation settings",
+    "memory": "memory options {offload, vae_tiling, vae_slicing, compile}",
+}
 
 
-def build_spec(config: Optional[Path], cli: dict[str, Any]) -> "RunSpec":
-    """The run's spec from ``--config`` (a run.yaml) and the options (which win); ``metric_args``
-    (METRIC -> {KEY: VALUE}) apply to the run's metrics wherever they are named: options, run.yaml or the suite."""
+#: run.yaml keys named as the flags name them (``--concept`` -> ``concept``, ``-`` or ``_``) and the RunSpec
+#: field each sets; the field names (``concepts``, ``eraser_args``, ``model_revision``, ``generation``) work too
+CONFIG_KEYS = {
+    "method": "method", "suite": "suite", "model": "model", "concept": "concepts", "revision": "model_revision",
+    "metrics": "metrics", "limit": "limit", "samples": "samples", "seed": "seed", "seed_policy": "seed_policy",
+    "device": "device", "dtype": "dtype", "batch_size": "batch_size", "erase_mode": "erase_mode",
+    "eraser_arg": "eraser_args", "metric_arg": "metric_args", "data_dir": "data_dir", "video_codec": "video_codec",
+    "overwrite": "overwrite",
+}
+#: flag-named run.yaml keys that set a generation setting (``generation.<setting>``)
+CONFIG_GENERATION = {
+    "steps": "num_inference_steps", "frames": "num_frames", "height": "height", "width": "width",
+    "guidance_scale": "guidance_scale", "gen": "extra", "scheduler": "scheduler",
+}
+#: flag-named run.yaml keys that set a memory option (``memory.<option>``)
+CONFIG_MEMORY = ("offload", "vae_tiling", "vae_slicing", "compile")
+
+
+def read_config(config: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """A run.yaml as RunSpec-shaped data, and for each field the key the user wrote (for error lines)."""
     from .runner import load_spec_file
+    from .specs import short_repr
+
+    where = f"config file {str(config)!r}"
+    data: dict[str, Any] = {}
+    written: dict[str, str] = {}
+    for key, value in dict(load_spec_file(config)).items():
+        name = str(key).replace("-", "_")
+        if name in CONFIG_GENERATION or name in CONFIG_MEMORY:
+            group = "generation" if name in CONFIG_GENERATION else "memory"
+            if name == "scheduler" and isinstance(value, str) and ":" in value:
+                value = scheduler_spec(value)
+            data.setdefault(group, {})[CONFIG_GENERATION.get(name, name)] = value
+            written[f"{group}.{CONFIG_GENERATION.get(name, name)}"] = str(key)
+            continue
+        field = CONFIG_KEYS.get(name, name)
+        if field == "concepts" and isinstance(value, str):
+            value = [c.strip() for c in value.split(",") if c.strip()]
+        if field in data and isinstance(data[field], dict) and isinstance(value, dict):
+            value = {**data[field], **value}
+        elif field in data:
+            raise ErasebenchError(f"{where}: {key} sets {field} a second time ({written[field]} already did); keep one")
+        data[field] = value
+        written[field] = str(key)
+    for key, what in CONFIG_MAPPINGS.items():
+        if key in data and not isinstance(data[key], dict):
+            raise ErasebenchError(f"{where}: {written.get(key, key)} {short_repr(data[key])} is not allowed: use a mapping of {what}")
+    return data, written
+
+
+def eraser_args_for(method: str, args: dict[str, Any]) -> dict[str, Any] | None:
+    """``args`` keyed by eraser name (``{refusal: {k: 50}, safree: {alpha: 0.01}}``): the method's own
+    (``{}`` when it has none); None when ``args`` is one flat mapping of arguments."""
+    from .erasers import ERASERS
+
+    if args and all(k in ERASERS and isinstance(v, dict) for k, v in args.items()):
+        return dict(args.get(method, {}))
+    return None
+
+
+def build_spec(config: Optional[Path], cli: dict[str, Any], notes: list[str] | None = None) -> "RunSpec":
+    """The run's spec from ``--config`` (a run.yaml, keys named as the flags) and the options (which win).
+
+    An eraser's arguments apply only to that eraser: a run.yaml's ``eraser_arg`` is either keyed by eraser
+    name, or belongs to the run.yaml's ``method`` and is left out (with a line in ``notes``) when ``--method``
+    names another. ``metric_args`` (METRIC -> {KEY: VALUE}) apply to the run's metrics wherever they are
+    named: options, run.yaml or the suite."""
     from .specs import RunSpec, parse_generation, short_repr
     from .suites import load_suite_spec
 
-    data: dict[str, Any] = dict(load_spec_file(config)) if config else {}
+    data, written = read_config(config) if config else ({}, {})
     where = f"config file {str(config)!r}" if config else "the options"
-    for key, what in CONFIG_MAPPINGS.items():
-        if key in data and not isinstance(data[key], dict):
-            raise ErasebenchError(f"{where}: {key} {short_repr(data[key])} is not allowed: use a mapping of {what}")
-    if "method" in data:
-        data["eraser"] = {"name": data.pop("method"), "args": data.pop("eraser_args", {})}
-    metric_args = cli.pop("metric_args", None) or {}
+    config_method = data.pop("method", None)
+    config_args = data.pop("eraser_args", None)
+    if config_args is not None and not isinstance(config_args, dict):
+        raise ErasebenchError(f"{where}: {written.get('eraser_args')} {short_repr(config_args)} is not allowed: use a mapping of eraser arguments")
+    eraser = dict(data.pop("eraser", None) or {})
+    if config_method is not None:
+        eraser["name"] = config_method
+    metric_args: dict[str, dict[str, Any]] = {}
+    given = data.pop("metric_args", None) or {}
+    if not isinstance(given, dict):
+        raise ErasebenchError(f"{where}: {written.get('metric_args')} {short_repr(given)} is not allowed: use a mapping METRIC.KEY: VALUE")
+    for key, value in given.items():  # METRIC: {KEY: VALUE} or METRIC.KEY: VALUE
+        name, dot, arg = str(key).partition(".")
+        if not isinstance(value, dict) and not (dot and name and arg):
+            raise ErasebenchError(f"{where}: {written.get('metric_args')} {key!r} must be METRIC.KEY: VALUE or METRIC: {{KEY: VALUE}}")
+        metric_args.setdefault(name, {}).update(value if not dot else {arg: value})
+    for name, values in (cli.pop("metric_args", None) or {}).items():
+        metric_args[name] = {**metric_args.get(name, {}), **values}
     for key, value in cli.items():
         if value is None or value == {} or value == ():
             continue
         if key == "method":
-            eraser = dict(data.get("eraser") or {})
             eraser["name"] = value
-            data["eraser"] = eraser
         elif key == "eraser_args":
-            eraser = dict(data.get("eraser") or {})
-            args = eraser.get("args") or {}
-            if not isinstance(args, dict):
-                raise ErasebenchError(f"{where}: eraser.args {short_repr(args)} is not allowed: use a mapping of eraser arguments")
-            eraser["args"] = {**args, **value}
-            data["eraser"] = eraser
-        elif key == "generation":
-            data["generation"] = {**data.get("generation", {}), **value}
+            continue  # below, once the eraser is known
+        elif key in ("generation", "memory"):
+            data[key] = {**data.get(key, {}), **value}
         else:
             data[key] = value
+        written.pop(key, None)  # an option's value: its error names the option
+    if config_args:
+        name = eraser.get("name")
+        keyed = eraser_args_for(str(name), config_args)
+        if keyed is not None:
+            config_args = keyed
+        elif config_method is not None and name != config_method:
+            if notes is not None:
+                notes.append(
+                    f"note: {where} eraser arguments for {config_method!r} not applied: --method is {name!r} "
+                    f"(key them by eraser name to keep arguments for several)"
+                )
+            config_args = {}
+    eraser_args = {**(eraser.get("args") or {}), **(config_args or {}), **(cli.get("eraser_args") or {})}
+    if eraser:
+        data["eraser"] = {**eraser, "args": eraser_args}
     if isinstance(data.get("metrics"), str):
         data["metrics"] = [m.strip() for m in data["metrics"].split(",") if m.strip()]
     if isinstance(data.get("metrics"), (list, tuple)):
         data["metrics"] = [{"name": m} if isinstance(m, str) else m for m in data["metrics"]]
-    if "eraser" not in data:
+    if not data.get("eraser", {}).get("name"):
         raise ErasebenchError("no method given: pass --method NAME (see erasebench list erasers)")
     if "suite" not in data:
         raise ErasebenchError("no suite given: pass --suite NAME (see erasebench list suites)")
     if not isinstance(data["suite"], str):
-        raise ErasebenchError(f"{where}: suite {short_repr(data['suite'])} is not allowed: use a suite name or a path to a suite YAML")
+        raise ErasebenchError(f"{where}: {written.get('suite', 'suite')} {short_repr(data['suite'])} is not allowed: use a suite name or a path to a suite YAML")
     if "generation" in data:
         parse_generation(data["generation"])  # one line naming the setting, before anything else is read
     if not data.get("model") or metric_args:
@@ -128,11 +242,21 @@ def build_spec(config: Optional[Path], cli: dict[str, Any]) -> "RunSpec":
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
-            raise ErasebenchError(
-                f"{where}: unknown setting {loc!r}; settings: {', '.join(sorted({*RunSpec.model_fields, 'method', 'eraser_args'}))}"
-            ) from None
-        flag = "--" + loc.replace("_", "-")
+            keys = sorted({*CONFIG_KEYS, *CONFIG_GENERATION, *CONFIG_MEMORY, "generation", "memory"})
+            raise ErasebenchError(f"{where}: unknown setting {written.get(loc, loc)!r}; settings: {', '.join(keys)}") from None
+        field = str(err["loc"][0])
+        user_key = written.get(".".join(str(p) for p in err["loc"][:2])) or written.get(field)
+        if user_key is not None:  # a run.yaml key: named as the user wrote it
+            raise ErasebenchError(f"{where}: {user_key} {short_repr(err.get('input'))}: {err['msg']}") from None
+        flag = "--" + str(err["loc"][-1] if err["loc"][0] == "memory" else loc).replace("_", "-")
+        flag = {"--concepts": "--concept", "--model-revision": "--revision"}.get(flag, flag)
         raise ErasebenchError(f"{flag} {short_repr(err.get('input'))}: {err['msg']}") from None
+
+
+def scheduler_spec(text: str) -> dict[str, Any]:
+    """``NAME[:KEY=VALUE,...]`` (``--scheduler``, or ``scheduler:`` in a run.yaml) as {name, config}."""
+    name, _, settings = text.partition(":")
+    return {"name": name.strip(), "config": parse_assignments([x for x in settings.split(",") if x.strip()], "--scheduler setting")}
 
 
 def with_metric_args(metrics: Any, metric_args: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -155,7 +279,9 @@ def with_metric_args(metrics: Any, metric_args: dict[str, dict[str, Any]]) -> li
     return [{"name": m.name, "args": {**m.args, **metric_args.get(m.name, {})}} for m in plugins]
 
 
-def make_progress() -> tuple[Progress, Any]:
+def make_progress(prefix: str = "") -> tuple[Progress, Any]:
+    """A progress display on stderr and its factory ``(description, total) -> advance(n=1)``: one bar per
+    task with count, elapsed time and ETA (generation, scoring, an eraser's fit); ``prefix`` labels the rank."""
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -166,88 +292,204 @@ def make_progress() -> tuple[Progress, Any]:
         console=err_console,
     )
 
+    tasks: dict[str, Any] = {}
+
     def factory(description: str, total: int):
+        """One bar per description: a loop that reports in several rounds (a fit's batches) extends it."""
         if not progress.live.is_started:
             progress.start()
-        task = progress.add_task(description, total=total)
+        task = tasks.get(description)
+        if task is None:
+            task = tasks[description] = progress.add_task(prefix + description, total=total)
+        else:
+            progress.update(task, total=progress.tasks[task].total + total)
         return lambda n=1: progress.advance(task, n)
 
     return progress, factory
 
 
 def leaderboard_row(results: "dict[str, Any] | RunResult") -> Table:
-    """One run's summary, one line per aggregate (so it fits 80 columns whatever the number of metrics):
-    value, 95 % interval and, with several categories, the mean of the categories (docs/results.md)."""
+    """One run's summary, one line per aggregate (so it fits 80 columns whatever the number of metrics): value
+    with its count when it is a rate (``0.562 (9/16)``), 95 % interval and, with several categories, the mean
+    of the categories (docs/results.md). Keys in one stable order (``report.key_order``); the eraser's
+    arguments go in the legend below the table."""
     from rich.markup import escape
 
-    from .report import format_interval
-    from .results import RunResult
+    from .report import DIGITS, format_count, format_interval, key_order, rate_counts
+    from .results import RunResult, format_setting
 
     result = results if isinstance(results, RunResult) else RunResult.from_data(results)
     aggregates = result.aggregates
     means = aggregates.category_mean
-    title = f"{result.suite.name} on {result.model.label or result.spec.model}: {result.method_label()}"
-    table = Table(title=escape(title), title_justify="left")
+    counts = rate_counts(result)
+    title = f"{result.suite.name} on {result.model.label or result.spec.model}: {result.eraser.name}"
+    table = Table(title=escape(title), title_justify="left", caption_justify="left")
     table.add_column("aggregate", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("95% CI", justify="right", no_wrap=True)
+    legend = []
+    if result.spec.eraser.args:
+        args = ", ".join(f"{k}={format_setting(v)}" for k, v in sorted(result.spec.eraser.args.items()))
+        legend.append(f"{result.eraser.name}: {args}")
     if means:
         table.add_column("cat. mean", justify="right", no_wrap=True)
-        table.caption = f"cat. mean: unweighted mean over the {len(aggregates.by_category)} categories"
-    for metric, values in aggregates.overall.items():
+        legend.append(f"cat. mean: unweighted mean over the {len(aggregates.by_category)} categories")
+    table.caption = escape("\n".join(legend)) if legend else None
+    for metric in sorted(aggregates.overall):
+        values = aggregates.overall[metric]
         table.add_row(f"[bold]{escape(metric)}[/bold]", *[""] * (3 if means else 2))
-        for key, value in values.items():
+        for key in key_order(metric, values):
+            value = values[key]
             interval = aggregates.interval(metric, key)
-            row = [
-                f"  {escape(key)}",
-                f"{value:.4f}" if isinstance(value, float) else str(value),
-                escape(format_interval(interval, 3)) if interval else "",
-            ]
+            count = format_count(counts.get(metric, {}).get(key))
+            text = f"{value:.{DIGITS}f}" if isinstance(value, float) else str(value)
+            row = [f"  {escape(key)}", f"{text} {count}" if count else text,
+                   escape(format_interval(interval, DIGITS)) if interval else ""]
             if means:
                 mean = means.get(metric, {}).get(key)
-                row.append(f"{mean:.4f}" if mean is not None else "")
+                row.append(f"{mean:.{DIGITS}f}" if mean is not None else "")
             table.add_row(*row)
     return table
 
 
+def run_summary(results: "dict[str, Any] | RunResult", results_file: Path) -> dict[str, Any]:
+    """``run --json``: where the run's files are and every overall aggregate with its count and interval."""
+    from .report import rate_counts
+    from .results import RunResult
+
+    result = results if isinstance(results, RunResult) else RunResult.from_data(results)
+    counts = rate_counts(result)
+    aggregates: dict[str, dict[str, Any]] = {}
+    for metric, values in result.aggregates.overall.items():
+        for key, value in values.items():
+            entry: dict[str, Any] = {"value": value}
+            if key in counts.get(metric, {}):
+                entry["count"] = list(counts[metric][key])
+            interval = result.aggregates.interval(metric, key)
+            if interval is not None:
+                entry["interval"] = [interval.lo, interval.hi]
+            direction = result.metrics[metric].higher_is_better.get(key) if metric in result.metrics else None
+            if direction is not None:
+                entry["higher_is_better"] = direction
+            aggregates.setdefault(metric, {})[key] = entry
+    return {
+        "run": result.run_name,
+        "results": str(results_file),
+        "videos": [str(Path(result.videos.root) / g) for g in result.videos.groups],
+        "suite": result.suite.name,
+        "model": result.model.label or result.spec.model,
+        "method": result.eraser.name,
+        "eraser_args": result.spec.eraser.args,
+        "aggregates": aggregates,
+        "metrics_not_run": result.metrics_not_run,
+    }
+
+
+#: a run whose estimated time is above this asks for --yes before it starts
+LONG_RUN_SECONDS = 2 * 3600
+
+
+def check_duration(plan: Any, yes: bool) -> str | None:
+    """The estimate line for a run far beyond the machine: an error without ``--yes``; None when it is short."""
+    from . import runner
+    from .plan_checks import estimate_seconds, format_duration
+
+    dry_run = getattr(runner, "dry_run", None)
+    try:
+        seconds = float(dry_run(plan).estimate_seconds) if dry_run else estimate_seconds(plan)
+    except (AttributeError, TypeError, ValueError):
+        seconds = estimate_seconds(plan)
+    if seconds <= LONG_RUN_SECONDS:
+        return None
+    g = plan.generation
+    what = (
+        f"{len(plan.items)} videos of {g.num_frames} frames, {g.height}x{g.width}, {g.num_inference_steps} steps "
+        f"on {plan.spec.device}: about {format_duration(seconds)} (rough estimate)"
+    )
+    if not yes:
+        raise ErasebenchError(f"this run makes {what}; pass --yes to start it anyway, or lower --limit / --frames / --steps")
+    return f"long run: {what}"
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Keep tokenizer and library warnings (transformers, diffusers, python warnings) out of the terminal
+    unless ``--verbose``."""
+    import logging
+    import os
+    import sys
+    import warnings
+
+    if verbose:
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "diffusers", "huggingface_hub", "accelerate", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    for module in ("transformers", "diffusers"):
+        if module not in sys.modules:  # the *_VERBOSITY variables above cover a later import (a rerun imports neither)
+            continue
+        try:
+            getattr(__import__(f"{module}.utils", fromlist=["logging"]), "logging").set_verbosity_error()
+        except (ImportError, AttributeError):
+            pass
+
+
+def launch_rank() -> tuple[int, int]:
+    """(rank, world size) of this process under torchrun / accelerate launch; (0, 1) otherwise."""
+    import os
+
+    return int(os.environ.get("RANK", "0") or 0), int(os.environ.get("WORLD_SIZE", "1") or 1)
+
+
 @app.command()
 def run(
-    method: Optional[str] = typer.Option(None, "--method", "-m", help="Eraser name (erasebench list erasers)."),
-    suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite name or path to a suite YAML."),
-    model: Optional[str] = typer.Option(None, "--model", help="Named model, hub id (owner/name) or local pipeline folder."),
-    concept: Optional[str] = typer.Option(None, "--concept", help="Concept(s) to erase, comma-separated (default: the suite's)."),
-    revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision of the model."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the suite's)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use the first N prompts of the suite."),
-    samples: Optional[int] = typer.Option(None, "--samples", help="Videos per prompt."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Run seed mixed into derived per-prompt seeds (0 = the suite's own)."),
-    seed_policy: Optional[str] = typer.Option(None, "--seed-policy", help="derived | column | fixed:N (default: the suite's)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32, float16 or bfloat16."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Videos per pipeline call."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="num_inference_steps override."),
-    frames: Optional[int] = typer.Option(None, "--frames", help="num_frames override."),
-    height: Optional[int] = typer.Option(None, "--height"),
-    width: Optional[int] = typer.Option(None, "--width"),
-    guidance_scale: Optional[float] = typer.Option(None, "--guidance-scale"),
+    method: Optional[str] = typer.Option(None, "--method", "-m", help="Eraser name (erasebench list erasers).", metavar="TEXT"),
+    suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite name or path to a suite YAML.", metavar="TEXT"),
+    model: Optional[str] = typer.Option(None, "--model", help="Named model, hub id (owner/name) or local pipeline folder.", metavar="TEXT"),
+    concept: Optional[str] = typer.Option(None, "--concept", help="Concept(s) to erase, comma-separated (default: the suite's).", metavar="TEXT"),
+    revision: Optional[str] = typer.Option(None, "--revision", help="Hub revision of the model.", metavar="TEXT"),
+    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric names (default: the suite's).", metavar="TEXT"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use the first N prompts of the suite.", metavar="INTEGER"),
+    samples: Optional[int] = typer.Option(None, "--samples", help="Videos per prompt (default: the suite's, usually 1).", metavar="INTEGER"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Run seed mixed into derived per-prompt seeds (0 = the suite's own).", metavar="INTEGER"),
+    seed_policy: Optional[str] = typer.Option(None, "--seed-policy", help="derived | column | fixed:N (default: the suite's).", metavar="TEXT"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cpu).", metavar="TEXT"),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float32 (default), float16 or bfloat16.", metavar="TEXT"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Videos per pipeline call (default: 1).", metavar="INTEGER"),
+    steps: Optional[int] = typer.Option(None, "--steps", rich_help_panel="Generation", help="Denoising steps (default: the model's, else the suite's).", metavar="INTEGER"),
+    frames: Optional[int] = typer.Option(None, "--frames", rich_help_panel="Generation", help="Frames per video (default: the model's, else the suite's).", metavar="INTEGER"),
+    height: Optional[int] = typer.Option(None, "--height", rich_help_panel="Generation", metavar="INTEGER", help="Video height in pixels (default: the model's size, else the suite's)."),
+    width: Optional[int] = typer.Option(None, "--width", rich_help_panel="Generation", metavar="INTEGER", help="Video width in pixels (default: the model's size, else the suite's)."),
+    guidance_scale: Optional[float] = typer.Option(None, "--guidance-scale", rich_help_panel="Generation", metavar="FLOAT", help="Classifier-free guidance scale (default: the suite's)."),
     scheduler: Optional[str] = typer.Option(
-        None, "--scheduler",
+        None, "--scheduler", rich_help_panel="Generation",
         help="diffusers scheduler NAME[:KEY=VALUE,...] built from the model's config, or 'pipeline' (default: the suite's).",
-    ),
+     metavar="TEXT",),
     erase_mode: Optional[str] = typer.Option(
-        None, "--erase-mode", help="per-category | joint: how several concepts are erased (default: the suite's)."
+        None, "--erase-mode", help="per-category | joint: how several concepts are erased (default: the suite's).", metavar="TEXT"
     ),
-    gen: Optional[list[str]] = typer.Option(None, "--gen", help="Extra pipeline kwarg KEY=VALUE (repeatable)."),
-    eraser_arg: Optional[list[str]] = typer.Option(None, "--eraser-arg", help="Eraser argument KEY=VALUE (repeatable)."),
-    metric_arg: Optional[list[str]] = typer.Option(None, "--metric-arg", help="Metric argument METRIC.KEY=VALUE (repeatable)."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the suite's data files."),
-    video_codec: Optional[str] = typer.Option(None, "--video-codec", help="lossless (default) or h264."),
-    overwrite: Optional[str] = typer.Option(None, "--overwrite", help="always | never | only-missing (default) | only-cache."),
-    out: Path = typer.Option(Path("erasebench-runs"), "--out", "-o", help="Output root: videos, scores, runs."),
-    config: Optional[Path] = typer.Option(None, "--config", help="run.yaml with any of these settings."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    gen: Optional[list[str]] = typer.Option(None, "--gen", rich_help_panel="Generation", help="Extra pipeline kwarg KEY=VALUE (repeatable).", metavar="TEXT"),
+    eraser_arg: Optional[list[str]] = typer.Option(None, "--eraser-arg", help="Eraser argument KEY=VALUE (repeatable).", metavar="TEXT"),
+    metric_arg: Optional[list[str]] = typer.Option(None, "--metric-arg", help="Metric argument METRIC.KEY=VALUE (repeatable).", metavar="TEXT"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the suite's data files.", metavar="TEXT"),
+    video_codec: Optional[str] = typer.Option(None, "--video-codec", help="lossless (default) or h264.", metavar="TEXT"),
+    overwrite: Optional[str] = typer.Option(None, "--overwrite", help="always | never | only-missing (default) | only-cache.", metavar="TEXT"),
+    offload: Optional[str] = typer.Option(None, "--offload", rich_help_panel="Memory options", help="model | sequential: diffusers CPU offload (needs --device cuda).", metavar="TEXT"),
+    vae_tiling: Optional[bool] = typer.Option(None, "--vae-tiling/--no-vae-tiling", rich_help_panel="Memory options", help="Decode in VAE tiles (can change pixels).", metavar=""),
+    vae_slicing: Optional[bool] = typer.Option(None, "--vae-slicing/--no-vae-slicing", rich_help_panel="Memory options", help="Decode one video of a batch at a time.", metavar=""),
+    compile_denoiser: Optional[bool] = typer.Option(None, "--compile/--no-compile", rich_help_panel="Memory options", help="torch.compile the transformer/unet.", metavar=""),
+    out: Path = typer.Option(Path("erasebench-runs"), "--out", "-o", help="Output root: videos, scores, runs.", metavar="PATH"),
+    config: Optional[Path] = typer.Option(None, "--config", help="run.yaml with any of these settings.", metavar="PATH"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars.", metavar=""),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Start a run whose estimated time is beyond this machine.", metavar=""),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what the run would make and reuse; write nothing, load no model.", metavar=""),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's summary as JSON on stdout (nothing else).", metavar=""),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show library and tokenizer warnings.", metavar=""),
 ) -> None:
     """Generate one video per (prompt, sample) with the eraser applied, score them, write results."""
+    quiet_libraries(verbose)
     try:
         from .runner import Runner, parse_plugin_list, plan_run
 
@@ -260,17 +502,14 @@ def run(
         if extra:
             generation["extra"] = extra
         if scheduler:
-            name, _, settings = scheduler.partition(":")
-            generation["scheduler"] = {
-                "name": name.strip(),
-                "config": parse_assignments([x for x in settings.split(",") if x.strip()], "--scheduler setting"),
-            }
+            generation["scheduler"] = scheduler_spec(scheduler)
         metric_args: dict[str, dict[str, Any]] = {}
         for key, value in parse_assignments(metric_arg, "--metric-arg").items():
             name, dot, arg = key.partition(".")
             if not dot or not name or not arg:
                 raise ErasebenchError(f"--metric-arg {key!r} must be METRIC.KEY=VALUE")
             metric_args.setdefault(name, {})[arg] = value
+        spec_notes: list[str] = []
         spec = build_spec(
             config,
             {
@@ -294,15 +533,40 @@ def run(
                 "data_dir": data_dir,
                 "video_codec": video_codec,
                 "overwrite": overwrite,
+                "memory": {
+                    k: v for k, v in {"offload": offload, "vae_tiling": vae_tiling, "vae_slicing": vae_slicing, "compile": compile_denoiser}.items()
+                    if v is not None
+                },
             },
+            spec_notes,
         )
         plan = plan_run(spec, out)
-        progress, factory = make_progress()
-        log = (lambda s: None) if quiet else (lambda s: err_console.print(s, markup=False, highlight=False))
-        for note in plan.notes:
-            err_console.print(note, markup=False, highlight=False)
+        if dry_run:  # benchmark.runner.dry_run: keys from files alone (benchmark/identity.py)
+            from .runner import dry_run as plan_dry_run
+
+            report = plan_dry_run(plan)
+            if as_json:
+                import json
+
+                sys.stdout.write(json.dumps(report.to_dict(), indent=1) + "\n")
+            else:
+                for line in report.lines():
+                    out_console.print(line, markup=False, highlight=False, soft_wrap=True)
+            return
+        from .plan_checks import plan_messages
+
+        rank, world = launch_rank()
+        say = (lambda line: None) if rank else (lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True))
+        for line in [*spec_notes, *plan.notes, *plan_messages(plan)]:
+            say(line)
+        long_run = check_duration(plan, yes)
+        if long_run:
+            say(long_run)
+        progress, factory = make_progress(f"[rank 0 of {world}] " if world > 1 else "")
+        show_progress = not quiet and rank == 0  # under torchrun only rank 0 draws (its own shard's progress)
+        log = say if not quiet else (lambda line: None)
         try:
-            results = Runner(plan, None if quiet else factory, log).run()
+            results = Runner(plan, factory if show_progress else None, log).run()
         except KeyboardInterrupt:
             if progress.live.is_started:
                 progress.stop()
@@ -318,21 +582,32 @@ def run(
         return
     if results is None:  # a non-main process of a distributed run
         return
+    results_file = plan.run_dir / "results.json"
+    if as_json:
+        import json
+
+        sys.stdout.write(json.dumps(run_summary(results, results_file), indent=1, default=str) + "\n")
+        return
     out_console.print(leaderboard_row(results))
-    out_console.print("results:", markup=False, highlight=False)
-    out_console.print(f"  {plan.run_dir / 'results.json'}", markup=False, highlight=False, overflow="ignore", crop=False)
-    out_console.print("videos:", markup=False, highlight=False)
-    for group in results["videos"].get("groups", []):
-        out_console.print(f"  {Path(results['videos']['root']) / group}", markup=False, highlight=False, overflow="ignore", crop=False)
+    print_paths("results:", [results_file])
+    print_paths("videos:", [Path(results["videos"]["root"]) / g for g in results["videos"].get("groups", [])])
+
+
+def print_paths(label: str, paths: list[Path], console: Console | None = None) -> None:
+    """``label`` on its own line, then each path on its own line, never wrapped or cut (copy-paste)."""
+    console = console or out_console
+    console.print(label, markup=False, highlight=False)
+    for path in paths:
+        console.print(f"  {path}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("list")
 def list_plugins(
     kind: Optional[str] = typer.Argument(None, help="erasers | suites | metrics | models | families (default: all)."),
-    suite: Optional[str] = typer.Option(None, "--suite", help="Show one suite's prompt count per category."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir"),
-    details: bool = typer.Option(False, "--details", help="Erasers and metrics: every argument with its default."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts) instead of tables."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Show one suite's prompt count per category.", metavar="TEXT"),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="TEXT", help="Folder holding the suite's data files (else downloaded)."),
+    details: bool = typer.Option(False, "--details", help="Erasers and metrics: every argument with its default.", metavar=""),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts) instead of tables.", metavar=""),
 ) -> None:
     """List the registered plugins with a one-line description each, or one suite's prompt counts."""
     import json
@@ -393,6 +668,12 @@ def plugin_rows(kind: str, details: bool = False) -> list[dict[str, Any]]:
                 row["source"] = getattr(cls, "source", "")
                 if kind == "metrics":
                     row["higher_is_better"] = getattr(cls, "higher_is_better", None)
+                    row["keys"] = {
+                        key: {"description": doc.description, "higher_is_better": doc.higher_is_better}
+                        for key, doc in cls.aggregate_keys.items()
+                    }
+                    row["score_keys"] = dict(cls.score_keys) if isinstance(cls.score_keys, dict) else sorted(cls.score_keys)
+                    row["lossless_input"] = cls.lossless_input
             rows.append(row)
     elif kind == "suites":
         from .suites import SUITES, load_suite_spec
@@ -429,6 +710,9 @@ def plugin_table(kind: str, details: bool = False) -> Table:
         if details and "arguments" in row:
             args = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in row["arguments"].items())
             text += f"\narguments: {args or 'none'}"
+        for key, doc in row.get("keys", {}).items() if details else ():
+            way = {True: " (higher is better)", False: " (lower is better)", None: ""}[doc["higher_is_better"]]
+            text += f"\n{key}{way}: {doc['description']}"
         table.add_row(row["name"], text)
     return table
 
@@ -436,14 +720,17 @@ def plugin_table(kind: str, details: bool = False) -> Table:
 @app.command()
 def report(
     paths: list[str] = typer.Argument(..., help="Run folders, results.json files, or folders to search."),
-    fmt: str = typer.Option("md", "--format", "-f", help="md | csv | latex | html (a static site in --out)"),
-    metric: Optional[list[str]] = typer.Option(
-        None, "--metric", help="Keep the columns of this KEY, METRIC.KEY or METRIC (repeatable)."
+    fmt: Optional[str] = typer.Option(
+        None, "--format", "-f", metavar="TEXT",
+        help="table | md | csv | latex | html (a static site in --out) (default: table on a terminal, else md)",
     ),
-    digits: int = typer.Option(3, "--digits"),
-    intervals: bool = typer.Option(True, "--intervals/--no-intervals", help="Print each value's 95% interval beside it."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file."),
-    out: Optional[Path] = typer.Option(None, "--out", help="--format html: the folder the site is written to."),
+    metric: Optional[list[str]] = typer.Option(
+        None, "--metric", help="Keep the columns of this KEY, METRIC.KEY or METRIC (repeatable).", metavar="TEXT"
+    ),
+    digits: int = typer.Option(3, "--digits", metavar="INTEGER", help="Decimals of every value and interval."),
+    intervals: bool = typer.Option(True, "--intervals/--no-intervals", help="Print each value's 95% interval beside it.", metavar=""),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file.", metavar="PATH"),
+    out: Optional[Path] = typer.Option(None, "--out", help="--format html: the folder the site is written to.", metavar="PATH"),
 ) -> None:
     """Build a leaderboard (rows: runs by settings; columns: suite x metric key) from results files alone."""
     try:
@@ -454,9 +741,18 @@ def report(
 
             out_console.print(f"report: {write_site(paths, out)}", markup=False, highlight=False)
             return
-        if fmt not in {"md", "csv", "latex"}:
-            raise ErasebenchError(f"--format {fmt!r} is not allowed: use md, csv, latex or html")
-        text = render(leaderboard(load_results(find_results(paths)), metric), fmt, digits, intervals)
+        if fmt is None:
+            fmt = "table" if output is None and sys.stdout.isatty() else "md"
+        if fmt not in {"table", "md", "csv", "latex"}:
+            raise ErasebenchError(f"--format {fmt!r} is not allowed: use table, md, csv, latex or html")
+        board = leaderboard(load_results(find_results(paths)), metric)
+        if fmt == "table":
+            from .report import render_terminal
+
+            for table in render_terminal(board, digits, intervals, out_console.width):
+                out_console.print(table)
+            return
+        text = render(board, fmt, digits, intervals)
     except ErasebenchError as exc:
         fail(str(exc))
         return
@@ -478,23 +774,81 @@ def verify(run_dir: Path = typer.Argument(..., help="A run folder (holding manif
     except ErasebenchError as exc:
         fail(str(exc))
         return
-    for problem in problems:
-        err_console.print(problem, markup=False, highlight=False)
+    for problem in problems:  # the path on its own line, never wrapped (copy-paste); the reason wrapped by words
+        err_console.print(problem.video, markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"  {problem.reason}", markup=False, highlight=False)
     out_console.print(f"{count - len(problems)} of {count} videos OK", markup=False, highlight=False)
     if problems:
         raise typer.Exit(1)
+
+
+runs_app = typer.Typer(help="List or remove the runs under an output folder.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+
+
+@runs_app.command("list")
+def runs_list(
+    out: Path = typer.Option(Path("erasebench-runs"), "--out", "-o", metavar="PATH", help="Output root of the runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts) instead of a table."),
+) -> None:
+    """Each run with its state, size (run folder and its videos) and age, newest first."""
+    import json
+
+    from .run_folders import format_age, format_size, list_runs
+
+    try:
+        runs = list_runs(out)
+    except ErasebenchError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        rows = [{"name": r.name, "path": str(r.path), "finished": r.finished, "videos": len(r.videos), "bytes": r.size,
+                 "modified": r.modified} for r in runs]
+        sys.stdout.write(json.dumps(rows, indent=1) + "\n")
+        return
+    table = Table(title=f"runs under {out}", title_justify="left")
+    table.add_column("run", overflow="fold")
+    table.add_column("state", no_wrap=True)
+    table.add_column("videos", justify="right", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("age", justify="right", no_wrap=True)
+    for r in runs:
+        table.add_row(r.name, "done" if r.finished else "partial", str(len(r.videos)), format_size(r.size), format_age(r.modified))
+    out_console.print(table)
+
+
+@runs_app.command("rm")
+def runs_rm(
+    names: list[str] = typer.Argument(..., metavar="RUN...", help="Run names (erasebench runs list) or their folders."),
+    out: Path = typer.Option(Path("erasebench-runs"), "--out", "-o", metavar="PATH", help="Output root of the runs."),
+    videos: bool = typer.Option(False, "--videos", help="Also remove the videos no other run uses."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove; without it, only say what would be removed."),
+) -> None:
+    """Remove run folders under --out (never anything outside it, never through a symlink)."""
+    from .run_folders import format_size, removal, remove
+
+    try:
+        folders, files = removal(out, names, videos)
+        if not yes:
+            print_paths("would remove (pass --yes to remove):", [*folders, *files])
+            return
+        freed = remove(out, folders, files)
+    except ErasebenchError as exc:
+        fail(str(exc))
+        return
+    print_paths(f"removed {len(folders)} runs and {len(files)} video files ({format_size(freed)}):", folders)
 
 
 @app.command("table")
 def table_cmd(
     name: str = typer.Argument(..., help="Paper table (erasebench table list) or a table spec .yaml."),
     paths: Optional[list[str]] = typer.Argument(None, help="Run folders, results.json files, or folders to search."),
-    fmt: str = typer.Option("md", "--format", "-f", help="md | latex | csv | html"),
-    published: bool = typer.Option(False, "--published", help="Put the published value and Δ beside each cell."),
+    fmt: str = typer.Option("md", "--format", "-f", help="md | latex | csv | html", metavar="TEXT"),
+    published: bool = typer.Option(False, "--published", help="Put the published value and Δ beside each cell.", metavar=""),
     model_as: Optional[list[str]] = typer.Option(
-        None, "--model-as", help="PAPER_MODEL=RUN_MODEL: runs of RUN_MODEL fill PAPER_MODEL's cells, marked † (repeatable)."
+        None, "--model-as", help="PAPER_MODEL=RUN_MODEL: runs of RUN_MODEL fill PAPER_MODEL's cells, marked † (repeatable).", metavar="TEXT"
     ),
-    output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file.", metavar="PATH"),
 ) -> None:
     """Fill a paper table (docs/tables.md) from runs; list the runs its empty cells need."""
     try:
@@ -509,12 +863,38 @@ def table_cmd(
         err_console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+@app.command("sweep")
+def sweep_cmd(
+    grid_file: Path = typer.Argument(..., help="Grid YAML: methods x suites x concepts x models x eraser arguments (docs/sweeps.md)."),
+    executor: Optional[str] = typer.Option(None, "--executor", help="local | slurm | submitit-local (default: the grid's, else local).", metavar="TEXT"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output root shared by every cell (default: the grid's out, else erasebench-runs).", metavar="PATH"),
+    fmt: str = typer.Option("md", "--format", "-f", help="Leaderboard format: md | csv | latex.", metavar="TEXT"),
+) -> None:
+    """Run every cell of a grid (finished cells are skipped), then print one leaderboard over all of them."""
+    try:
+        from .sweep import Sweep, load_grid
+
+        if fmt not in {"md", "csv", "latex"}:
+            raise ErasebenchError(f"--format {fmt!r} is not allowed: use md, csv or latex")
+        grid = load_grid(grid_file)
+        sweep = Sweep(grid, out or Path(grid.out or "erasebench-runs"), executor,
+                      lambda s: err_console.print(s, markup=False, highlight=False, soft_wrap=True))
+        states = sweep.run()
+        text = sweep.leaderboard(fmt)
+    except ErasebenchError as exc:
+        fail(str(exc))
+        return
+    sys.stdout.write(text + "\n")
+    if any(s.status == "failed" for s in states):
+        raise typer.Exit(1)
+
+
 @app.command("compare")
 def compare_cmd(
     paths: list[str] = typer.Argument(..., help="Run folders, results.json files, or folders to search."),
-    reference: str = typer.Option(..., "--reference", help="Paper whose published numbers to compare with (results/references)."),
-    model_as: Optional[list[str]] = typer.Option(None, "--model-as", help="PAPER_MODEL=RUN_MODEL stand-in (never fails)."),
-    tolerance: Optional[list[str]] = typer.Option(None, "--tolerance", help="METRIC.KEY=VALUE in the paper's unit (repeatable)."),
+    reference: str = typer.Option(..., "--reference", help="Paper whose published numbers to compare with (results/references).", metavar="TEXT"),
+    model_as: Optional[list[str]] = typer.Option(None, "--model-as", help="PAPER_MODEL=RUN_MODEL stand-in (never fails).", metavar="TEXT"),
+    tolerance: Optional[list[str]] = typer.Option(None, "--tolerance", help="METRIC.KEY=VALUE in the paper's unit (repeatable).", metavar="TEXT"),
 ) -> None:
     """Ours beside the published numbers, with our 95 % interval; exit 1 when a primary one is out of tolerance."""
     try:
@@ -532,12 +912,12 @@ def compare_cmd(
 @app.command()
 def gate(
     paths: list[str] = typer.Argument(..., help="Run folders, results.json files, or folders to search."),
-    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline JSON (docs/gate.md)."),
-    record: bool = typer.Option(False, "--record", help="Write --baseline from these runs instead of checking them."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline JSON (docs/gate.md).", metavar="PATH"),
+    record: bool = typer.Option(False, "--record", help="Write --baseline from these runs instead of checking them.", metavar=""),
     check: Optional[list[str]] = typer.Option(
-        None, "--check", help="With --record: METRIC.KEY[:higher|lower][:TOLERANCE] to gate (repeatable)."
+        None, "--check", help="With --record: METRIC.KEY[:higher|lower][:two-sided][:TOLERANCE] to gate (repeatable).", metavar="TEXT"
     ),
-    require_all: bool = typer.Option(False, "--require-all", help="Also fail when a baseline entry matches no run given."),
+    require_all: bool = typer.Option(False, "--require-all", help="Also fail when a baseline entry matches no run given.", metavar=""),
 ) -> None:
     """Compare runs with a stored baseline: exit 1 with a diff when a gated key regressed beyond its tolerance."""
     try:
@@ -551,7 +931,7 @@ def gate(
         results = load_results(find_results(paths))
         if record:
             if not check:
-                raise ErasebenchError("--record needs at least one --check METRIC.KEY[:higher|lower][:TOLERANCE]")
+                raise ErasebenchError("--record needs at least one --check METRIC.KEY[:higher|lower][:two-sided][:TOLERANCE]")
             record_baseline(results, dict(parse_check(c) for c in check)).to_disk(baseline)
             out_console.print(f"recorded {len(results)} runs into {baseline}", markup=False, highlight=False)
             return
@@ -562,6 +942,11 @@ def gate(
     sys.stdout.write(format_report(report) + "\n")
     if report.regressions or (require_all and report.unmatched):
         raise typer.Exit(1)
+
+
+from .attack_cli import attack as _attack_command  # noqa: E402  (its own module, docs/attacks.md)
+
+app.command("attack")(_attack_command)
 
 
 def _click_exceptions():

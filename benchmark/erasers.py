@@ -41,12 +41,19 @@ class RunContext:
     data_dir: str | None = None
     # the scheduler in use (class and config): a fit that samples depends on it
     scheduler: dict[str, Any] = field(default_factory=dict)
+    # the run's progress-bar factory (description, total) -> advance(n=1); None: no bar. Not part of fit_key.
+    progress: Any = field(default=None, compare=False, repr=False)
+
+    def steps(self, description: str, total: int) -> Any:
+        """``advance(n=1)`` for a fit loop of ``total`` steps: a progress bar with ETA in the run, else a no-op."""
+        if self.progress is None or total <= 0:
+            return lambda n=1: None
+        return self.progress(description, total)
 
     def fit_key(self) -> str:
-        key: dict[str, Any] = {"generation": self.generation, "seed": self.seed, "dtype": self.dtype}
-        if self.scheduler:
-            key["scheduler"] = self.scheduler
-        return stable_hash(key, 8)
+        from .identity import fit_key  # the formula lives with every other key
+
+        return fit_key(self.generation, self.seed, self.dtype, self.scheduler)
 
 
 class Eraser:

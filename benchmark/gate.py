@@ -4,24 +4,32 @@ A baseline file (JSON, ``GateBaseline``)::
 
     {
       "schema_version": 1,
-      "checks": {"shapes_oracle.esr_1": {"direction": "higher", "tolerance": 0.1}, ...},
+      "checks": {"shapes_oracle.esr_1": {"direction": "higher", "tolerance": 0.1, "two_sided": true}, ...},
       "baselines": [
-        {"match": {"suite": "shapes", "method": "none", "eraser_args": {}, "model_fingerprint": "42e674d4cb28",
+        {"match": {"suite": "shapes", "method": "safree", "eraser_args": {}, "model_fingerprint": "42e674d4cb28",
                    "prompts": 64, "seed": 0, ...},
-         "values": {"shapes_oracle.esr_1": 0.0625, ...}},
+         "values": {"shapes_oracle.esr_1": 0.1875, ...},
+         "tolerances": {"shapes_oracle.esr_1": 0.0625},
+         "separation": {"key": "shapes_oracle.esr_1", "reference": "none", "reference_value": 0.0625,
+                        "margin": 0.0625, "separates": true}},
         ...
       ]
     }
 
 ``checks`` names each gated aggregate as ``metric.key`` (overall aggregates; the key may itself hold
 dots) with its direction (``higher`` or ``lower`` is better; left out: the metric's own declaration in
-the results) and tolerance. Each run given is matched to the one baseline entry whose ``match`` fields
-(any of ``RunResult.run_settings()``; ``--record`` writes them all) all equal the run's. A key regresses when
+the results), tolerance and sidedness. Each run given is matched to the one baseline entry whose ``match``
+fields (any of ``RunResult.run_settings()``; ``--record`` writes them all) all equal the run's. An entry's
+``tolerances`` override the checks' tolerance for that entry. A key fails when
 
     higher is better:  now < baseline - tolerance          lower is better:  now > baseline + tolerance
+    two_sided:         |now - baseline| > tolerance        (a change either way fails)
 
-or when the run lacks it. Exit codes: 0 no regression, 1 a regression (a one-screen diff is printed),
-2 bad input (unreadable baseline or results, a run that matches no entry or several).
+or when the run lacks it. An entry's ``separation``, when it ``separates``, adds one check: ``now >=
+reference_value + margin`` (the run still beats its reference, e.g. ``none``, by the margin); a separation
+that does not separate is recorded, not checked, and must agree with the entry's value. Exit codes: 0 no
+regression, 1 a regression (a one-screen diff is printed), 2 bad input (unreadable baseline or results,
+a run that matches no entry or several).
 """
 
 from __future__ import annotations
@@ -47,6 +55,24 @@ class GateCheck(BaseModel):
 
     direction: Literal["higher", "lower"] | None = None
     tolerance: float = Field(default=0.0, ge=0)
+    two_sided: bool = False  # a change beyond the tolerance either way fails
+
+
+class Separation(BaseModel):
+    """``key`` of this entry against a reference run on the same prompts: it ``separates`` when
+    ``value >= reference_value + margin`` (e.g. ESR-1 at least ``none``'s plus one target video)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    reference: str  # the reference run's method
+    reference_value: float
+    margin: float = Field(ge=0)
+    separates: bool
+
+    @property
+    def threshold(self) -> float:
+        return self.reference_value + self.margin
 
 
 class GateEntry(BaseModel):
@@ -54,6 +80,19 @@ class GateEntry(BaseModel):
 
     match: dict[str, Any]
     values: dict[str, float]
+    tolerances: dict[str, float] = Field(default_factory=dict)  # per key, overriding the check's tolerance
+    separation: Separation | None = None
+
+    @field_validator("tolerances")
+    @classmethod
+    def _non_negative(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, tolerance in v.items():
+            if not tolerance >= 0:
+                raise ValueError(f"tolerance of {name!r} is {tolerance}; it must be >= 0")
+        return v
+
+    def tolerance(self, name: str, check: GateCheck) -> float:
+        return self.tolerances.get(name, check.tolerance)
 
     @field_validator("match")
     @classmethod
@@ -101,9 +140,18 @@ def load_baseline(path: str | Path) -> GateBaseline:
     for name in baseline.checks:
         split_key(name)
     for entry in baseline.baselines:
-        for name in entry.values:
+        for name in [*entry.values, *entry.tolerances]:
             if name not in baseline.checks:
                 raise ErasebenchError(f"--baseline {str(path)!r}: value {name!r} has no entry in checks (direction, tolerance)")
+        sep = entry.separation
+        if sep is not None:
+            if sep.key not in entry.values:
+                raise ErasebenchError(f"--baseline {str(path)!r}: separation key {sep.key!r} is not among the entry's values")
+            if (entry.values[sep.key] >= sep.threshold - EPSILON) != sep.separates:
+                raise ErasebenchError(
+                    f"--baseline {str(path)!r}: {entry.label()}: separation says separates={sep.separates} but "
+                    f"{sep.key} {entry.values[sep.key]:.4f} vs {sep.reference} {sep.reference_value:.4f} + {sep.margin:.4f}"
+                )
     return baseline
 
 
@@ -128,6 +176,7 @@ class CheckResult:
     now: float | None
     direction: str
     tolerance: float
+    two_sided: bool = False
 
     @property
     def delta(self) -> float | None:
@@ -137,6 +186,8 @@ class CheckResult:
     def regressed(self) -> bool:
         if self.now is None or self.now != self.now:  # missing or NaN
             return True
+        if self.two_sided:
+            return abs(self.now - self.baseline) > self.tolerance + EPSILON
         if self.direction == "higher":
             return self.now < self.baseline - self.tolerance - EPSILON
         return self.now > self.baseline + self.tolerance + EPSILON
@@ -178,11 +229,18 @@ def run_gate(baseline: GateBaseline, results: list[tuple[Path, RunResult]]) -> G
                         "add \"direction\": \"higher\" or \"lower\""
                     )
                 direction = "higher" if declared else "lower"
-            now = result.aggregates.value(metric, key)
-            now = float(now) if isinstance(now, (int, float)) and not isinstance(now, bool) else None
-            report.checks.append(CheckResult(label, name, recorded, now, direction, check.tolerance))
+            now = _number(result.aggregates.value(metric, key))
+            report.checks.append(CheckResult(label, name, recorded, now, direction, entry.tolerance(name, check), check.two_sided))
+        sep = entry.separation
+        if sep is not None and sep.separates:
+            now = _number(result.aggregates.value(*split_key(sep.key)))
+            report.checks.append(CheckResult(label, f"{sep.key}>{sep.reference}", sep.threshold, now, "higher", 0.0))
     report.unmatched = [e for e in baseline.baselines if id(e) not in used]
     return report
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _closest(baseline: GateBaseline, fields: dict[str, Any]) -> str:
@@ -220,7 +278,7 @@ def format_report(report: GateReport, max_lines: int = 20) -> str:
     for run, checks in sorted(runs.items(), key=lambda item: -sum(c.regressed for c in item[1])):
         body.append(_fit(run, 80))
         for c in sorted(checks, key=lambda c: not c.regressed):
-            sign = "-" if c.direction == "higher" else "+"
+            sign = "+-" if c.two_sided else "-" if c.direction == "higher" else "+"
             now = "--" if c.now is None else f"{c.now:.3f}"
             delta = "--" if c.delta is None else f"{c.delta:+.3f}"
             body.append(
@@ -249,7 +307,7 @@ def record_baseline(
             declared = {r.higher_is_better(metric, key) for _, r in results} - {None}
             if len(declared) != 1:
                 raise ErasebenchError(f"--check {name!r}: give :higher or :lower (metric {metric!r} declares no single direction)")
-            checks[name] = GateCheck(direction="higher" if declared.pop() else "lower", tolerance=check.tolerance)
+            checks[name] = check.model_copy(update={"direction": "higher" if declared.pop() else "lower"})
     entries = []
     for path, result in results:
         fields = run_fields(result)
@@ -269,18 +327,20 @@ def record_baseline(
 
 
 def parse_check(text: str) -> tuple[str, GateCheck]:
-    """``METRIC.KEY[:higher|lower][:TOLERANCE]`` (``--check`` of ``erasebench gate --record``)."""
+    """``METRIC.KEY[:higher|lower][:two-sided][:TOLERANCE]`` (``--check`` of ``erasebench gate --record``)."""
     name, *rest = text.split(":")
     split_key(name)
-    direction, tolerance = None, 0.0
+    direction, tolerance, two_sided = None, 0.0, False
     for part in rest:
         if part in ("higher", "lower"):
             direction = part
+        elif part == "two-sided":
+            two_sided = True
         else:
             try:
                 tolerance = float(part)
             except ValueError:
-                raise ErasebenchError(f"--check {text!r}: {part!r} is neither higher, lower nor a tolerance") from None
+                raise ErasebenchError(f"--check {text!r}: {part!r} is neither higher, lower, two-sided nor a tolerance") from None
             if tolerance < 0:
                 raise ErasebenchError(f"--check {text!r}: the tolerance must be >= 0")
-    return name, GateCheck(direction=direction, tolerance=tolerance)
+    return name, GateCheck(direction=direction, tolerance=tolerance, two_sided=two_sided)

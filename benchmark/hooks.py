@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-import torch
+from .lazy import lazy_import
+
+torch = lazy_import("torch")  # imported when a hook is first used (a rerun loads no model)
 
 
 class HookSet:

@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-import pandas as pd
-
 from .errors import ErasebenchError
+from .lazy import lazy_import
 from .results import ROW_KEY_FIELDS, Interval, RunResult, format_setting
+
+pd = lazy_import("pandas")  # imported on first use: printing one run's row needs no pandas
 
 FORMATS = ("md", "csv", "latex")
 
@@ -54,6 +55,56 @@ def method_label(result: RunResult | dict[str, Any]) -> str:
     return (result if isinstance(result, RunResult) else RunResult.from_data(result)).method_label()
 
 
+#: decimals of every rate and mean in ``run``, ``report`` and ``verify`` (``--digits`` changes it for report)
+DIGITS = 3
+
+
+def rate_counts(result: RunResult) -> dict[str, dict[str, tuple[int, int]]]:
+    """Per metric and key, ``(k, n)`` of each overall rate whose counts the results hold (the metric's
+    ``proportions()``, rebuilt from the results file: ``Metric.declared_proportions``)."""
+    from .metrics.base import METRICS
+    from .specs import ConceptSpec
+
+    try:
+        concepts = [ConceptSpec.model_validate(c) for c in result.suite.concepts]
+    except ValueError:
+        concepts = []
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    for metric, values in result.aggregates.overall.items():
+        if metric not in METRICS:
+            continue
+        info = result.metrics.get(metric)
+        config = (info.settings.get("config") if info else None) or {}
+        for key, proportion in METRICS.get(metric).declared_proportions(config, concepts).items():
+            value = values.get(key)
+            counts = proportion.counts(values, value) if isinstance(value, float) else None
+            if counts is not None:
+                out.setdefault(metric, {})[key] = counts
+    return out
+
+
+def key_order(metric: str, keys: Iterable[str]) -> list[str]:
+    """A metric's keys in one stable order whatever order a results file holds them in: the order of the
+    metric's ``aggregate_keys`` (rates first, as declared), then the rest alphabetically."""
+    from .metrics.base import METRICS
+
+    declared = list(METRICS.get(metric).aggregate_keys) if metric in METRICS else []
+
+    def rank(key: str) -> tuple[int, str]:
+        import fnmatch
+
+        exact = declared.index(key) if key in declared else None
+        if exact is None:
+            exact = next((i for i, p in enumerate(declared) if fnmatch.fnmatchcase(key, p)), len(declared))
+        return exact, key
+
+    return sorted(keys, key=rank)
+
+
+def format_count(counts: tuple[int, int] | None) -> str:
+    return f"({counts[0]}/{counts[1]})" if counts else ""
+
+
 @dataclass(frozen=True)
 class Column:
     suite: str
@@ -74,6 +125,7 @@ class Cell:
     value: float
     interval: Interval | None = None
     source: Path | None = None
+    counts: tuple[int, int] | None = None  # (k, n) of a rate: shown as ``0.562 (9/16)``
 
 
 @dataclass
@@ -122,6 +174,7 @@ def leaderboard(results: list[tuple[Path, RunResult]] | list[Path], metric_keys:
         row = rows.setdefault(fingerprint, Row("", result.row_key()))
         first.setdefault(fingerprint, result)
         suite = result.suite.name
+        counts = rate_counts(result)
         for metric, values in result.aggregates.overall.items():
             for key, value in values.items():
                 if not isinstance(value, float):
@@ -129,7 +182,7 @@ def leaderboard(results: list[tuple[Path, RunResult]] | list[Path], metric_keys:
                 column = Column(suite, metric, key)
                 if metric_keys and not any(column.matches(k) for k in metric_keys):
                     continue
-                cell = Cell(value, result.aggregates.interval(metric, key), path)
+                cell = Cell(value, result.aggregates.interval(metric, key), path, counts.get(metric, {}).get(key))
                 old = row.cells.get(column)
                 if old is not None and not _same(old.value, value):
                     raise ErasebenchError(
@@ -141,7 +194,11 @@ def leaderboard(results: list[tuple[Path, RunResult]] | list[Path], metric_keys:
     labels = row_labels([rows[k].key for k in keys], [first[k] for k in keys])
     for key, label in zip(keys, labels):
         rows[key].label = label
-    columns = sorted({c for r in rows.values() for c in r.cells}, key=lambda c: (c.suite, c.metric, c.key))
+    found = {c for r in rows.values() for c in r.cells}
+    columns = []
+    for suite, metric in sorted({(c.suite, c.metric) for c in found}):
+        keys = key_order(metric, [c.key for c in found if (c.suite, c.metric) == (suite, metric)])
+        columns += [Column(suite, metric, key) for key in keys]
     return Leaderboard(sorted(rows.values(), key=lambda r: r.label), columns)
 
 
@@ -177,9 +234,12 @@ def format_interval(interval: Interval, digits: int) -> str:
 
 
 def cell_text(cell: Cell | None, digits: int, intervals: bool) -> str:
+    """``0.562 (9/16) [0.398, 0.715]``: value, its count when it is a rate, its interval."""
     if cell is None:
         return ""
     text = format_number(cell.value, digits)
+    if cell.counts:
+        text += " " + format_count(cell.counts)
     if intervals and cell.interval is not None:
         text += " " + format_interval(cell.interval, digits)
     return text
@@ -210,6 +270,9 @@ def render_csv(board: Leaderboard, digits: int = 3, intervals: bool = True) -> s
     for c in board.columns:
         cells = [r.cells.get(c) for r in board.rows]
         columns[c.name] = [round(x.value, digits) if x else None for x in cells]
+        if any(x and x.counts for x in cells):
+            columns[f"{c.name}:k"] = [x.counts[0] if x and x.counts else None for x in cells]
+            columns[f"{c.name}:n"] = [x.counts[1] if x and x.counts else None for x in cells]
         if intervals and any(x and x.interval for x in cells):
             columns[f"{c.name}:lo"] = [round(x.interval.lo, digits) if x and x.interval else None for x in cells]
             columns[f"{c.name}:hi"] = [round(x.interval.hi, digits) if x and x.interval else None for x in cells]
@@ -251,9 +314,65 @@ def render_latex(board: Leaderboard, digits: int = 3, intervals: bool = True) ->
                 cells.append("--")
                 continue
             text = format_number(cell.value, digits)
+            if cell.counts:
+                text += f" {{\\scriptsize {format_count(cell.counts)}}}"
             if intervals and cell.interval is not None:
                 text += f" {{\\scriptsize {format_interval(cell.interval, digits)}}}"
             cells.append(text)
         lines.append(" & ".join(cells) + r" \\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines)
+
+
+def render_terminal(board: Leaderboard, digits: int = DIGITS, intervals: bool = True, width: int = 80) -> list[Any]:
+    """The table for a terminal of ``width`` columns (``report --format table``, the default on a terminal):
+    one line per column of the leaderboard (grouped by suite), one column per run, labelled A, B, ... with
+    each run's full label (eraser arguments included) in the legend below. Runs that do not fit side by side
+    go to further tables, so no header or label is ever split mid-word. Returns rich ``Table`` objects."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    letters = [run_letter(i) for i in range(len(board.rows))]
+    key_width = max([len("aggregate")] + [len(f"  {c.metric}.{c.key}") for c in board.columns] + [len(c.suite) for c in board.columns])
+    cell_width = max([len(letters[-1]) if letters else 1] + [
+        max(len(format_number(cell.value, digits) + (" " + format_count(cell.counts) if cell.counts else "")),
+            len(format_interval(cell.interval, digits)) if intervals and cell.interval else 0)
+        for row in board.rows for cell in row.cells.values()
+    ])
+    per_table = max(1, (width - key_width - 4) // (cell_width + 3))
+    tables = []
+    for start in range(0, len(board.rows), per_table):
+        rows = board.rows[start : start + per_table]
+        table = Table(title_justify="left", caption_justify="left")
+        table.add_column("aggregate", no_wrap=True)
+        for letter in letters[start : start + per_table]:
+            table.add_column(letter, justify="right", no_wrap=True)
+        suite = None
+        for column in board.columns:
+            if column.suite != suite:
+                suite = column.suite
+                table.add_row(f"[bold]{escape(suite)}[/bold]", *[""] * len(rows))
+            cells = []
+            for row in rows:
+                cell = row.cells.get(column)
+                if cell is None:
+                    cells.append("--")
+                    continue
+                text = format_number(cell.value, digits) + (" " + format_count(cell.counts) if cell.counts else "")
+                if intervals and cell.interval is not None:
+                    text += "\n" + format_interval(cell.interval, digits)
+                cells.append(escape(text))
+            table.add_row(f"  {escape(column.metric)}.{escape(column.key)}", *cells)
+        table.caption = escape("\n".join(f"{letters[start + i]}: {row.label}" for i, row in enumerate(rows)))
+        tables.append(table)
+    return tables
+
+
+def run_letter(index: int) -> str:
+    """A, B, ..., Z, AA, AB, ...: the short label of the ``index``-th run."""
+    text = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        text = chr(65 + rest) + text
+    return text

@@ -227,7 +227,7 @@ class VideosInfo(Open):
 #: The settings that tell two runs of one suite apart, in ``RunResult.row_key()`` order.
 ROW_KEY_FIELDS = (
     "method", "eraser_args", "model", "model_fingerprint", "model_revision", "concepts", "erase_mode", "seed",
-    "seed_policy", "samples", "limit", "generation", "dtype", "device", "video_codec", "metric_args",
+    "seed_policy", "samples", "limit", "generation", "dtype", "device", "video_codec", "metric_args", "memory",
 )
 
 
@@ -300,6 +300,7 @@ class RunResult(Versioned):
             "device": spec.device,
             "video_codec": spec.video_codec,
             "metric_args": {m.name: dict(m.args) for m in spec.metrics if m.args},
+            "memory": spec.memory.in_key(),  # VAE tiling, compile: they can change pixels (docs/models.md)
         }
         return key
 

@@ -1,7 +1,13 @@
 """``erasebench run``: plan (validate everything, write nothing), then generate, score and write results.
 
-Generation is sharded ``item_index % world_size == rank`` under torchrun / accelerate launch (via
-accelerate's ``PartialState``); after a barrier the main process scores and writes the results.
+Work is sharded ``item_index % world_size == rank`` under torchrun / accelerate launch (via accelerate's
+``PartialState``), each rank on its own device (``device_for_rank``): a rank generates its videos, then
+scores them with every metric, decoding each video once; after a barrier the main process gathers the
+scores from the score files (computing any still missing) and writes the results.
+
+Every key comes from ``benchmark/identity.py`` without loading the pipeline, so a rerun whose videos are
+all cached and trusted loads no model (``Runner.all_videos``), one whose results are up to date writes
+nothing (``Runner.up_to_date``), and ``dry_run`` says what a run would make without writing anything.
 
 Runs repair what they find broken (docs/architecture.md): every cached video is checked against its sidecar
 (size, sha256) before it is trusted, a broken one is moved aside and regenerated, a score that does not match
@@ -15,11 +21,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -30,15 +37,18 @@ from .errors import ArtifactError, ErasebenchError
 from .metrics.base import METRICS, Metric, MetricContext, ScoredVideo, check_scores
 from .models.base import ModelFamily, check_generation
 from .models.loading import (
-    ModelSource, check_scheduler, detect_family, folder_hashes, load_pipeline, local_folder, model_fingerprint,
+    ModelSource, check_memory_options, check_scheduler, detect_family, folder_hashes, load_pipeline, local_folder, model_fingerprint,
     pipeline_spec, resolve_model, scheduler_record, set_scheduler,
 )
+from .plan_checks import check_plan
 from .results import RunManifest, RunResult, SampleRecord, VideoSidecar
 from .specs import GenerationSettings, PluginSpec, PromptRecord, RunSpec, parse_generation, stable_hash
 from .stats import run_intervals
 from filelock import Timeout
 
-from .store import ArtifactStore, VideoKey, atomic_write_json, file_sha256
+from . import identity
+from .identity import RunKeys, VideoKey
+from .store import ArtifactStore, atomic_write_json, file_sha256
 from .suites import Suite, load_concept, load_protocol, load_suite
 from .video import read_video, to_uint8, write_video
 
@@ -85,8 +95,7 @@ class RunPlan:
 
     @property
     def run_name(self) -> str:
-        spec_fp = stable_hash(self.spec.model_dump(mode="json", exclude={"overwrite"}), 8)
-        return f"{self.suite.name}__{self.eraser.name}__{self.source.slug()}__{spec_fp}"
+        return identity.run_name(self.spec, self.suite.name, self.eraser.name, self.source.slug())
 
     @property
     def run_dir(self) -> Path:
@@ -158,6 +167,30 @@ def erasure_groups(eraser: Eraser, args: dict, items: list[WorkItem], mode: str)
     return [g for g in (*by_concept.values(), joint) if g.items]
 
 
+def check_generation_settings(source: ModelSource, family: ModelFamily, generation: GenerationSettings) -> None:
+    """``check_generation`` and ``check_scheduler`` (they import diffusers and the pipeline class), done once per
+    input: for a model in a local folder, settings that passed are remembered under the erasebench cache by
+    everything the checks read (model_index.json and the components' config files, the settings, the
+    diffusers and erasebench versions, the checks' own source files), so a rerun imports no diffusers to plan."""
+    memo = None
+    if source.folder is not None:
+        memo = stable_hash({
+            "family": family.name,
+            "index": (source.folder / "model_index.json").read_text(encoding="utf-8"),
+            "configs": identity.component_configs(source.folder),
+            "generation": generation.model_dump(mode="json"),
+            "diffusers": identity.package_version("diffusers"),
+            "erasebench": __version__,
+            "checks": [file_sha256(Path(f.__code__.co_filename)) for f in (check_generation, check_scheduler)],
+        }, 16)
+        if identity.cache_get("checked-generation.json", memo):
+            return
+    check_generation(family, generation, *pipeline_spec(source))
+    check_scheduler(generation.scheduler, generation.num_inference_steps)
+    if memo is not None:
+        identity.cache_put("checked-generation.json", memo, True)
+
+
 def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     """Validate every input; raises ErasebenchError before anything is written."""
     source = resolve_model(spec.model, spec.model_revision)
@@ -166,11 +199,12 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     concepts = [load_concept(name, suite.path.parent if suite.path else None) for name in spec.concepts] or suite.concepts()
     eraser_cls = ERASERS.get(spec.eraser.name)
     eraser = eraser_cls.from_args(spec.eraser.args, concepts)
-    metrics, notes = build_metrics(spec, suite, MetricContext(suite=suite.name, concepts=concepts, device=spec.device, data_dir=spec.data_dir))
+    context = MetricContext(suite=suite.name, concepts=concepts, device=device_for_rank(spec.device), data_dir=spec.data_dir)
+    metrics, notes = build_metrics(spec, suite, context)
     eraser.check_family(family)
     generation = suite.spec.generation_for(family.name).merged(parse_generation(spec.generation))
-    check_generation(family, generation, *pipeline_spec(source))
-    check_scheduler(generation.scheduler, generation.num_inference_steps)
+    check_generation_settings(source, family, generation)
+    check_memory_options(spec.memory, spec.device)
     if spec.device == "cuda":
         import torch
 
@@ -185,7 +219,7 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
             items.append(WorkItem(len(items), record, sample, suite.seed_for(record, sample, spec.seed_policy, spec.seed)))
     mode = spec.erase_mode or suite.spec.erase_mode
     groups = erasure_groups(eraser, spec.eraser.args, items, mode)
-    return RunPlan(spec, suite, records, eraser, metrics, source, family, generation, root, items, groups, mode, notes)
+    return check_plan(RunPlan(spec, suite, records, eraser, metrics, source, family, generation, root, items, groups, mode, notes))
 
 
 def category_mean(by_category: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
@@ -204,12 +238,57 @@ def category_mean(by_category: dict[str, dict[str, dict[str, Any]]]) -> dict[str
     return out
 
 
+def world_of(env: Mapping[str, str]) -> tuple[int, int, int]:
+    """(rank, local rank, world size) from the variables torchrun and accelerate launch set (1 process: 0, 0, 1)."""
+    world = int(env.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return 0, 0, 1
+    return int(env.get("RANK", "0") or 0), int(env.get("LOCAL_RANK", "0") or 0), world
+
+
+def device_for_rank(requested: str, env: Mapping[str, str] | None = None) -> str:
+    """The device one process uses: with several processes, ``cuda`` is the process's local rank's GPU
+    (``cuda:{LOCAL_RANK}``, accelerate's ``local_process_index``), so every rank has its own; else unchanged."""
+    env = os.environ if env is None else env
+    _, local_rank, world = world_of(env)
+    if world > 1 and requested == "cuda":
+        return f"cuda:{local_rank}"
+    return requested
+
+
+def threads_for_process(env: Mapping[str, str] | None = None, cpus: int | None = None) -> int | None:
+    """Torch threads per process: ``ERASEBENCH_THREADS`` when set; None (torch's default) when
+    ``OMP_NUM_THREADS`` is set (the user's or the launcher's choice: torchrun sets 1 per process when it
+    starts several) or for a single process; else the usable cores split evenly over the local processes,
+    ``max(1, cpus // LOCAL_WORLD_SIZE)``, so two processes on two cores do not fight over them."""
+    env = os.environ if env is None else env
+    if env.get("ERASEBENCH_THREADS"):
+        return max(1, int(env["ERASEBENCH_THREADS"]))
+    _, _, world = world_of(env)
+    if world <= 1 or env.get("OMP_NUM_THREADS"):
+        return None
+    if cpus is None:
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local_world = int(env.get("LOCAL_WORLD_SIZE", "0") or 0) or world
+    return max(1, cpus // local_world)
+
+
+def set_threads(env: Mapping[str, str] | None = None) -> int | None:
+    """Apply ``threads_for_process`` to torch (before the pipeline loads); returns the count set, or None."""
+    threads = threads_for_process(env)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    return threads
+
+
 class Distributed:
     """Rank / world size / barrier through accelerate's PartialState when launched with several processes."""
 
     def __init__(self) -> None:
         self.state = None
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if world_of(os.environ)[2] > 1:
             from accelerate import PartialState
 
             self.state = PartialState(cpu=True) if os.environ.get("ERASEBENCH_FORCE_CPU", "1") == "1" else PartialState()
@@ -219,12 +298,22 @@ class Distributed:
         return self.state.process_index if self.state else 0
 
     @property
+    def local_rank(self) -> int:
+        return self.state.local_process_index if self.state else 0
+
+    @property
     def world_size(self) -> int:
         return self.state.num_processes if self.state else 1
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def device(self, requested: str) -> str:
+        """This rank's device (``device_for_rank``; accelerate's local process index under a launcher)."""
+        if self.state is not None and requested == "cuda":
+            return f"cuda:{self.local_rank}"
+        return device_for_rank(requested)
 
     def barrier(self) -> None:
         if self.state:
@@ -249,47 +338,71 @@ class Runner:
         self.progress = progress
         self.log = log
         self.dist = Distributed()
+        self.device = self.dist.device(plan.spec.device)  # this rank's own GPU under a launcher
         self.pipe = None
-        self.model_files: dict[str, str] = {}
-        self.model_fp = ""
+        self._keys: RunKeys | None = None
         self.generated = 0
         self.made_elsewhere = 0  # videos another run on the same output folder made while this one waited
         self.gen_seconds = 0.0
-        self.scheduler: dict[str, Any] = {}
-        self._gen_fp: str | None = None
         self.repaired: list[str] = []  # one line per broken artifact moved aside or recomputed
         self.check_seconds = 0.0  # time spent checking cached videos against their sidecars
         self.started = time.time()
 
+    # ---- keys (benchmark/identity.py: from files, no pipeline) ------------------------------------
+    @property
+    def keys(self) -> RunKeys:
+        if self._keys is None:
+            self._keys = identity.run_keys(self.plan)
+        return self._keys
+
+    @property
+    def model_files(self) -> dict[str, str]:
+        return self.keys.model_files
+
+    @property
+    def model_fp(self) -> str:
+        return self.keys.model_fp
+
+    @property
+    def scheduler(self) -> dict[str, Any]:
+        return self.keys.scheduler
+
     # ---- model and erasers ------------------------------------------------------------------
     def load(self) -> None:
-        """Load the pipeline, set the suite's sampler, and fit every group's eraser that needs it."""
+        """Load the pipeline, set the suite's sampler, and fit every group's eraser that needs it. The keys
+        computed from files (``identity.run_keys``) must match the loaded pipeline's call settings and scheduler."""
         plan = self.plan
-        folder = local_folder(plan.source)
-        self.model_files = folder_hashes(folder)
-        self.model_fp = model_fingerprint(self.model_files)
-        self.pipe = load_pipeline(folder, plan.spec.dtype, plan.spec.device)
+        set_threads()
+        self.pipe = load_pipeline(self.keys.folder, plan.spec.dtype, self.device, plan.spec.memory)
         set_scheduler(self.pipe, plan.generation.scheduler)
-        self.scheduler = scheduler_record(self.pipe)
+        loaded = {"call": json.loads(json.dumps(self.call_defaults(), default=str)), "scheduler": scheduler_record(self.pipe)}
+        for what, value in loaded.items():
+            if value != getattr(self.keys, what):
+                raise ArtifactError(
+                    f"the {what} settings of the loaded pipeline differ from those read from its files "
+                    f"({value!r} != {getattr(self.keys, what)!r}); please report this (benchmark/identity.py)"
+                )
+        self.set_run_context()
+        for group in plan.groups:
+            self.fit(group.eraser)
+
+    def set_run_context(self) -> None:
+        """Give every eraser of the run what a fit may use (the keys' call settings and scheduler, seed, device)."""
+        plan = self.plan
         for eraser in {id(e): e for e in [plan.eraser, *(g.eraser for g in plan.groups)]}.values():
             eraser.run_context = RunContext(
                 generation=self.call_settings(),
                 seed=plan.spec.seed,
-                device=plan.spec.device,
+                device=self.device,
                 dtype=plan.spec.dtype,
                 data_dir=plan.spec.data_dir,
                 scheduler=self.scheduler,
+                progress=self.progress if self.dist.is_main else None,
             )
-        for group in plan.groups:
-            self.fit(group.eraser)
 
     def artifact_dir(self, eraser: Eraser) -> Path | None:
-        if not eraser.needs_fit:
-            return None
-        return (
-            self.plan.root / "artifacts" / self.model_fp
-            / f"{eraser.name}-{eraser.fingerprint()}-{eraser.run_context.fit_key()}"
-        )
+        rel = self.keys.artifact_rel(eraser)
+        return None if rel is None else self.plan.root / rel
 
     def fit(self, eraser: Eraser) -> None:
         """Fit once per (model, eraser fingerprint, fit key) on the main process, under the artifact's lock;
@@ -343,6 +456,10 @@ class Runner:
         self.log(line)
 
     def call_defaults(self) -> dict[str, Any]:
+        """The pipeline-call kwargs: the family's defaults (from the loaded pipeline once loaded, else from
+        the model's config files) plus the suite's settings."""
+        if self.pipe is None:
+            return dict(self.keys.call)
         return {**self.plan.family.call_defaults(self.pipe), **self.plan.generation.pipeline_kwargs()}
 
     def call_settings(self) -> dict[str, Any]:
@@ -350,38 +467,15 @@ class Runner:
         return json.loads(json.dumps(self.call_defaults(), default=str))
 
     def gen_fp(self) -> str:
-        """Generation settings of this run's videos (fixed once the model is loaded; computed once)."""
-        if self._gen_fp is not None:
-            return self._gen_fp
-        plan = self.plan
-        gen_fp = stable_hash(
-            {
-                "call": self.call_defaults(),
-                "fps": plan.generation.fps,
-                "scheduler": self.scheduler,
-                "seed_policy": plan.spec.seed_policy or plan.suite.spec.seed_policy,
-                "run_seed": plan.spec.seed,
-                "dtype": plan.spec.dtype,
-                "device": plan.spec.device,
-                "codec": plan.spec.video_codec,
-            },
-            10,
-        )
-        if self.pipe is not None:  # the call settings and scheduler are known only after load()
-            self._gen_fp = gen_fp
-        return gen_fp
+        """The generation key of this run's videos (``identity.generation_key``)."""
+        return self.keys.gen_key
 
     def group(self, eraser: Eraser | None = None) -> str:
         """The cache folder of the videos one eraser makes in this run."""
-        plan = self.plan
-        eraser = eraser or plan.eraser
-        return (
-            f"videos/{plan.source.slug()}-{self.model_fp}/{eraser.name}-{eraser.fingerprint()}/"
-            f"{plan.suite.name}-v{plan.suite.spec.version}/{self.gen_fp()}"
-        )
+        return self.keys.group(eraser or self.plan.eraser)
 
     def key(self, item: WorkItem) -> VideoKey:
-        return VideoKey(self.group(self.plan.group_of(item).eraser), item.record.prompt_id, item.sample)
+        return self.keys.key(item)
 
     # ---- generation --------------------------------------------------------------------------
     def generate_batch(self, eraser: Eraser, items: list[WorkItem]) -> np.ndarray:
@@ -389,7 +483,7 @@ class Runner:
         import torch
 
         plan = self.plan
-        generators = [torch.Generator(device=plan.spec.device).manual_seed(item.seed) for item in items]
+        generators = [torch.Generator(device=self.device).manual_seed(item.seed) for item in items]
         records = [i.record for i in items]
         kwargs = {**self.call_defaults(), **eraser.call_kwargs(plan.family, records)}
         eraser.before_batch(self.pipe, plan.family, records)
@@ -542,11 +636,15 @@ class Runner:
             self.generated += 1
 
     # ---- scoring and results -----------------------------------------------------------------
-    def expected(self) -> list[tuple[WorkItem, VideoKey, dict[str, Any]]]:
-        """Every planned video with its sidecar (a ``VideoSidecar``), each checked for size and sha256."""
+    def mine(self) -> list[WorkItem]:
+        """This rank's share of the planned videos: ``index % world_size == rank``."""
+        return [item for item in self.plan.items if item.index % self.dist.world_size == self.dist.rank]
+
+    def expected(self, items: list[WorkItem] | None = None) -> list[tuple[WorkItem, VideoKey, dict[str, Any]]]:
+        """Every planned video (or ``items``) with its sidecar (a ``VideoSidecar``), each checked for size and sha256."""
         out = []
         missing = []
-        for item in self.plan.items:
+        for item in self.plan.items if items is None else items:
             key = self.key(item)
             meta, problem = self.store.check_video(key.relpath())
             if meta is None:
@@ -563,37 +661,63 @@ class Runner:
             raise ArtifactError(f"video {str(path)!r} does not match the sha256 in its sidecar; rerun to regenerate it")
         return read_video(path)
 
-    def score(self, expected: list[tuple[WorkItem, VideoKey, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-        scores: dict[str, list[dict[str, Any]]] = {}
+    def cached_scores(self, expected, note: bool = True) -> tuple[dict[str, list[dict[str, Any] | None]], dict[str, list[int]]]:
+        """Per metric: each video's cached row (None when absent or broken) and the positions still to score.
+        A cached score counts only when it names this metric, its fingerprint and the video's sha256 and its
+        digest matches (``ArtifactStore.read_score``); ``--overwrite always`` trusts none."""
+        scores: dict[str, list[dict[str, Any] | None]] = {}
+        todo: dict[str, list[int]] = {}
         for metric in self.plan.metrics:
             metric_fp = metric.fingerprint()
-            results: list[dict[str, Any] | None] = []
-            todo = []
+            rows: list[dict[str, Any] | None] = []
             broken = []
-            for position, (item, key, meta) in enumerate(expected):
-                cached, problem = (None, None) if self.plan.spec.overwrite == "always" else self.store.read_score(metric.name, metric_fp, meta["video"]["sha256"])
+            for item, key, meta in expected:
+                if self.plan.spec.overwrite == "always":
+                    cached, problem = None, None
+                else:
+                    cached, problem = self.store.read_score(metric.name, metric_fp, meta["video"]["sha256"])
                 if problem:
                     broken.append(f"{key.relpath()}: {problem}")
-                results.append(cached["scores"] if cached else None)
-                if cached is None:
-                    todo.append(position)
-            if broken:
+                rows.append(cached["scores"] if cached else None)
+            if broken and note:
                 self.note_repair(f"{len(broken)} cached scores of metric {metric.name!r} do not match their video or metric, recomputing (first: {broken[0]})")
-            bar = self.progress(f"scoring {metric.name}", len(todo)) if (self.progress and todo) else None
-            for start in range(0, len(todo), metric.batch_size):
-                chunk = todo[start : start + metric.batch_size]
-                videos = []
-                for position in chunk:
-                    item, key, meta = expected[position]
-                    videos.append(ScoredVideo(self.load_checked(key, meta), item.record, item.sample, key.relpath()))
-                for position, value in zip(chunk, check_scores(metric, videos, metric.score(videos))):
-                    sha = expected[position][2]["video"]["sha256"]
-                    self.store.write_score(metric.name, metric_fp, sha, value)
-                    results[position] = value
-                if bar:
-                    bar(len(chunk))
-            scores[metric.name] = results  # every row checked by check_scores (metrics/base.py): never padded
-        return scores
+            scores[metric.name] = rows
+            todo[metric.name] = [position for position, row in enumerate(rows) if row is None]
+        return scores, todo
+
+    def score(self, expected: list[tuple[WorkItem, VideoKey, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+        """Every metric's row for each of ``expected``: cached rows are read, the others computed and written.
+        Each video still to score is decoded once for all the metrics that need it (in chunks of the largest
+        metric batch, each metric called in its own batch size)."""
+        scores, todo = self.cached_scores(expected)
+        needed = {name: set(positions) for name, positions in todo.items() if positions}
+        positions = sorted(set().union(*needed.values())) if needed else []
+        if not positions:
+            return scores  # type: ignore[return-value]
+        metrics = [m for m in self.plan.metrics if m.name in needed]
+        fingerprints = {m.name: m.fingerprint() for m in metrics}
+        label = "scoring " + ", ".join(m.name for m in metrics)
+        bar = self.progress(label, len(positions)) if self.progress else None
+        chunk_size = max(m.batch_size for m in metrics)
+        for start in range(0, len(positions), chunk_size):
+            chunk = positions[start : start + chunk_size]
+            videos = {}
+            for position in chunk:  # decoded once, for every metric
+                item, key, meta = expected[position]
+                videos[position] = ScoredVideo(self.load_checked(key, meta), item.record, item.sample, key.relpath())
+            for metric in metrics:
+                mine = [position for position in chunk if position in needed[metric.name]]
+                for first in range(0, len(mine), metric.batch_size):
+                    part = mine[first : first + metric.batch_size]
+                    batch = [videos[position] for position in part]
+                    for position, value in zip(part, check_scores(metric, batch, metric.score(batch))):
+                        sha = expected[position][2]["video"]["sha256"]
+                        self.store.write_score(metric.name, fingerprints[metric.name], sha, value)
+                        scores[metric.name][position] = value
+            del videos
+            if bar:
+                bar(len(chunk))
+        return scores  # type: ignore[return-value]  # every row checked by check_scores (metrics/base.py)
 
     def aggregates(self, expected, scores) -> dict[str, Any]:
         """Overall, per-category and mean-of-categories aggregates, and a 95 % interval for each float one
@@ -610,11 +734,35 @@ class Runner:
         point["intervals"] = run_intervals(self.plan.metrics, scores, records, point, category_mean)
         return point
 
-    def write_results(self, expected, scores) -> dict[str, Any]:
-        """``samples.jsonl`` (``SampleRecord`` lines) and ``results.json`` (``RunResult``); returns the
-        results as a plain dict (what ``results.json`` holds)."""
+    def write_results(self, expected, scores, env: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``samples.jsonl`` (``SampleRecord`` lines), ``results.json`` (``RunResult``) and ``results.key``
+        (the results key and results.json's sha256: a rerun that finds the same key returns results.json as
+        it is); returns the results as a plain dict (what ``results.json`` holds)."""
         plan = self.plan
         run_dir = plan.run_dir
+        samples, results = self.results_body(expected, scores)
+        key = self.results_key(samples, results)
+        results["aggregates"] = self.aggregates(expected, scores)
+        results["environment"] = environment(plan.spec.device) if env is None else env
+        result = RunResult.model_validate(results)
+        self.check_unchanged(expected)  # results.json is never written over a video that fails its check
+        with self.store.lock(f"runs/{plan.run_name}"):
+            (run_dir / "results.key").unlink(missing_ok=True)
+            SampleRecord.write_jsonl(run_dir / "samples.jsonl", samples)
+            result.to_disk(run_dir / "results.json")
+            atomic_write_json(run_dir / "results.key", {"key": key, "results_sha256": file_sha256(run_dir / "results.json")})
+        return result.to_dict()
+
+    def results_key(self, samples: list[SampleRecord], body: dict[str, Any]) -> str:
+        """``identity.results_key`` of what results.json holds but its time, aggregates and environment, with
+        the code that computes aggregates (runner, stats, each metric's module)."""
+        code = [Path(__file__), Path(run_intervals.__code__.co_filename)]
+        code += [Path(sys.modules[type(m).__module__].__file__ or "") for m in self.plan.metrics]
+        return identity.results_key({k: v for k, v in body.items() if k != "created"}, [r.to_line() for r in samples], code)
+
+    def results_body(self, expected, scores) -> tuple[list[SampleRecord], dict[str, Any]]:
+        """The samples and the results of a run without its aggregates and environment (cheap to build)."""
+        plan = self.plan
         samples = [
             SampleRecord(
                 prompt_id=item.record.prompt_id,
@@ -665,16 +813,37 @@ class Runner:
             ),
             "metrics_not_run": plan.notes,
             "metrics": {m.name: {"settings": m.settings(), "higher_is_better": m.higher_is_better} for m in plan.metrics},
-            "aggregates": self.aggregates(expected, scores),
             "videos": {"count": len(expected), "root": str(plan.root), "groups": [self.group(g.eraser) for g in plan.groups]},
-            "environment": environment(plan.spec.device),
         }
-        result = RunResult.model_validate(results)
-        self.check_unchanged(expected)  # results.json is never written over a video that fails its check
-        with self.store.lock(f"runs/{plan.run_name}"):
-            SampleRecord.write_jsonl(run_dir / "samples.jsonl", samples)
-            result.to_disk(run_dir / "results.json")
-        return result.to_dict()
+        return samples, results
+
+    def all_videos(self) -> list[tuple[WorkItem, VideoKey, dict[str, Any]]] | None:
+        """Every planned video with its sidecar when each one is present and matches it (size, sha256), else
+        None (always None with ``--overwrite always``). Reads only: every rank of a launched run reaches the
+        same answer from the same files. With every video here, no model is needed: scores are computed
+        from the videos."""
+        if self.plan.spec.overwrite == "always":
+            return None
+        expected = []
+        for item in self.plan.items:
+            key = self.key(item)
+            meta, _ = self.store.check_video(key.relpath())
+            if meta is None:
+                return None  # missing or broken: the full run makes or repairs it
+            expected.append((item, key, meta))
+        return expected
+
+    def up_to_date(self, expected, scores) -> dict[str, Any] | None:
+        """The existing results when ``results.key`` holds the results key of ``expected`` and ``scores``
+        (``results_key``) and results.json's sha256; None when they must be written afresh."""
+        run_dir = self.plan.run_dir
+        samples, body = self.results_body(expected, scores)
+        try:
+            stored = json.loads((run_dir / "results.key").read_text(encoding="utf-8"))
+            fresh = stored["key"] == self.results_key(samples, body) and stored["results_sha256"] == file_sha256(run_dir / "results.json")
+            return RunResult.from_disk(run_dir / "results.json").to_dict() if fresh else None
+        except (OSError, ValueError, KeyError, TypeError, ErasebenchError):
+            return None
 
     def check_unchanged(self, expected) -> None:
         """Every video still matches its sidecar (sha256 cached by inode and ctime: a stat each), else ArtifactError."""
@@ -711,17 +880,28 @@ class Runner:
             removed = self.store.remove_stale_temps(self.started)
             if removed:
                 self.note_repair(f"removed {len(removed)} temp files of killed runs, first: {str(removed[0])!r}")
-        self.load()
-        if self.dist.is_main:
-            self.write_manifest()
-        self.generate()
-        if self.made_elsewhere:
-            self.log(f"generation: {self.generated} videos made here, {self.made_elsewhere} by another run on this folder")
+        cached = self.all_videos()
+        if cached is None:
+            self.load()
+            if self.dist.is_main:
+                self.write_manifest()
+            self.generate()
+            if self.made_elsewhere:
+                self.log(f"generation: {self.generated} videos made here, {self.made_elsewhere} by another run on this folder")
+        else:
+            self.log(f"generation: every one of the {len(cached)} videos is cached and matches its sidecar: no model loaded")
+        if self.dist.world_size > 1:  # sharded scoring: each rank scores its own videos on its own device
+            self.score(self.expected(self.mine()))
         self.dist.barrier()
         if not self.dist.is_main:
             return None
-        expected = self.expected()
-        scores = self.score(expected)
+        expected = cached if cached is not None else self.expected()
+        scores = self.score(expected)  # the ranks' scores, read from the score files; any missing computed here
+        if cached is not None:
+            existing = self.up_to_date(expected, scores)
+            if existing is not None:
+                self.log(f"results: {str(plan.run_dir / 'results.json')!r} is up to date")
+                return existing
         return self.write_results(expected, scores)
 
     def group_settings(self) -> list[dict[str, Any]]:
@@ -735,6 +915,123 @@ class Runner:
             }
             for g in self.plan.groups
         ]
+
+
+@dataclass
+class GroupPlan:
+    """One erasure group of a dry run: its concepts, its videos (how many cached) and its fit, if any."""
+
+    eraser: str
+    concepts: list[str]
+    videos: int
+    cached: int
+    fit: str | None = None  # the fit artifact folder (None: the eraser needs no fit)
+    fit_cached: bool = False
+
+
+@dataclass
+class DryRun:
+    """What ``erasebench run`` would do (``dry_run``), from files alone: nothing written, no model loaded.
+
+    A video counts as cached when its sidecar is readable and names its size (the sha256 is checked when the
+    run starts); ``estimate_seconds`` is a rough time to generate the videos still to make
+    (``plan_checks.estimate_seconds``: a per-pixel-step constant measured on the shapes model, a GPU taken
+    as 100 times faster), not counting fits, loading or scoring."""
+
+    run_name: str
+    run_dir: str
+    videos_total: int
+    videos_cached: int
+    scores_total: int
+    scores_cached: int
+    metrics: list[str]
+    groups: list[GroupPlan]
+    estimate_seconds: float
+    model_local: bool = True  # False: a hub model not downloaded yet (every key that needs its files unknown)
+
+    @property
+    def videos_to_make(self) -> int:
+        return self.videos_total - self.videos_cached
+
+    @property
+    def fits_to_make(self) -> int:
+        return sum(1 for g in self.groups if g.fit and not g.fit_cached)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {**asdict(self), "videos_to_make": self.videos_to_make, "fits_to_make": self.fits_to_make}
+
+    def lines(self) -> list[str]:
+        """Plain lines of at most 80 columns (but the run name and paths)."""
+        from .plan_checks import format_duration
+
+        out = [
+            "dry run: nothing written, no model loaded",
+            f"run: {self.run_name}",
+            f"videos: {self.videos_total} planned, {self.videos_cached} cached, {self.videos_to_make} to make",
+            f"scores: {self.scores_cached} of {self.scores_total} cached ({', '.join(self.metrics) or 'no metric'})",
+        ]
+        if not self.model_local:
+            out.append("model: not downloaded yet, so every video is counted as to make")
+        for g in self.groups:
+            out.append(f"group {g.eraser} ({', '.join(g.concepts) or '-'}): {g.videos} videos, {g.cached} cached")
+            if g.fit is not None:
+                out.append(f"  fit: {'cached' if g.fit_cached else 'to make'} ({g.fit})")
+        out.append(
+            f"estimate: about {format_duration(self.estimate_seconds)} for {self.videos_to_make} videos "
+            "(rough: generation only)"
+        )
+        out.append(f"results: {self.run_dir}")
+        return out
+
+
+def dry_run(plan: RunPlan) -> DryRun:
+    """What a run of ``plan`` would make and reuse, from the keys of ``benchmark/identity.py``: writes nothing
+    and loads no model (a hub model not in the local cache is not downloaded)."""
+    from .plan_checks import estimate_seconds
+
+    store = ArtifactStore(plan.root)
+    always = plan.spec.overwrite == "always"
+    folder = identity.local_model_folder(plan.source, download=False)
+    keys = identity.run_keys(plan, folder) if folder is not None else None
+    metric_fps = {m.name: m.fingerprint() for m in plan.metrics}
+    groups = []
+    videos_cached = scores_cached = 0
+    for group in plan.groups:
+        cached = 0
+        for item in group.items if keys is not None and not always else []:
+            video = store.video_path(keys.key(item))
+            try:
+                meta = json.loads(store.sidecar_path(video).read_text(encoding="utf-8"))
+                present = video.stat().st_size == meta["video"]["bytes"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if present:
+                cached += 1
+                scores_cached += sum(
+                    1 for name, fp in metric_fps.items() if store.score_path(name, fp, meta["video"]["sha256"]).is_file()
+                )
+        videos_cached += cached
+        rel = keys.artifact_rel(group.eraser) if keys is not None else None
+        needs_fit = group.eraser.needs_fit
+        fit_cached = bool(rel) and not always and Runner.artifact_problem(plan.root / rel) is None
+        groups.append(GroupPlan(
+            group.eraser.name, [c.name for c in group.eraser.concepts], len(group.items), cached,
+            (rel or "(unknown until the model is downloaded)") if needs_fit else None, fit_cached,
+        ))
+    return DryRun(
+        run_name=plan.run_name,
+        run_dir=str(plan.run_dir),
+        videos_total=len(plan.items),
+        videos_cached=videos_cached,
+        scores_total=len(plan.items) * len(plan.metrics),
+        scores_cached=scores_cached,
+        metrics=list(metric_fps),
+        groups=groups,
+        estimate_seconds=float(estimate_seconds(plan, len(plan.items) - videos_cached)),
+        model_local=folder is not None,
+    )
 
 
 def load_spec_file(path: Path) -> dict[str, Any]:

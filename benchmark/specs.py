@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_serializer
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}$")
 
@@ -190,6 +190,33 @@ class PluginSpec(Frozen):
     args: dict[str, Any] = Field(default_factory=dict)
 
 
+class MemoryOptions(Frozen):
+    """diffusers' own memory options, applied after loading (docs/models.md "Memory options").
+
+    ``offload``: ``model`` = ``pipe.enable_model_cpu_offload``, ``sequential`` = ``enable_sequential_cpu_offload``;
+    ``vae_tiling`` / ``vae_slicing`` = ``pipe.vae.enable_tiling()`` / ``enable_slicing()``; ``compile`` =
+    ``torch.compile`` of the denoiser (transformer or unet). Tiling blends overlapping tiles and compile fuses
+    kernels, so both can change pixels and are part of the video key (``IN_KEY``); offload and slicing only move
+    weights or split the batch and are not.
+    """
+
+    #: the options that can change a video's pixels (part of every cache key that depends on the videos)
+    IN_KEY: ClassVar[tuple[str, ...]] = ("vae_tiling", "compile")
+
+    offload: Literal["model", "sequential"] | None = None
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    compile: bool = False
+
+    def in_key(self) -> dict[str, Any]:
+        """The options set away from their default that change numbers (``{}`` for a plain run)."""
+        defaults = MemoryOptions()
+        return {k: getattr(self, k) for k in self.IN_KEY if getattr(self, k) != getattr(defaults, k)}
+
+    def is_default(self) -> bool:
+        return self == MemoryOptions()
+
+
 class RunSpec(Frozen):
     """Everything that defines a run; the run folder name and every cache key derive from it."""
 
@@ -211,3 +238,12 @@ class RunSpec(Frozen):
     data_dir: str | None = None
     video_codec: Literal["lossless", "h264"] = "lossless"
     overwrite: OverwriteStrategy = "only-missing"
+    memory: MemoryOptions = Field(default_factory=MemoryOptions)  # --offload, --vae-tiling, --vae-slicing, --compile
+
+    @model_serializer(mode="wrap")
+    def _drop_default_memory(self, handler: Any) -> dict[str, Any]:
+        """A run with no memory option dumps (and so hashes, and records) exactly as before the option existed."""
+        data = handler(self)
+        if isinstance(data, dict) and self.memory.is_default():
+            data.pop("memory", None)
+        return data

@@ -12,8 +12,9 @@ Layout under the output root::
 
     locks/{sha256(lock name)[:32]}.lock                 (one filelock per video key, score, fit artifact, run)
 
-``gen_fp`` hashes the generation settings, call kwargs, seed policy, dtype, device and codec, so a
-key never contains the rank, the batch size or the order. Every write is a temp file plus rename;
+Every key (run name, video group, fit artifact, score) is computed in ``benchmark/identity.py``; ``gen_fp``
+hashes the generation settings, call kwargs, seed policy, dtype, device and codec, so a key never contains
+the rank, the batch size or the order. Every write is a temp file plus rename;
 a video counts as present only when its sidecar exists and names its exact size and sha256
 (``check_video``: a run checks every video it trusts, a broken one is moved aside as
 ``{name}.broken-{time}`` and regenerated). A score counts only when it names its metric, the metric's
@@ -36,6 +37,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
+
+from .identity import VideoKey, score_rel  # the keys live in benchmark/identity.py; the store keeps paths and IO
 
 
 def read_json(path: Path, what: str, error: type[Exception] | None = None) -> Any:
@@ -96,18 +99,6 @@ def score_digest(record: dict[str, Any]) -> str:
     """sha256 of a score record's canonical JSON without its ``digest`` (catches any edit of the file)."""
     body = {k: v for k, v in record.items() if k != "digest"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class VideoKey:
-    """Where one (prompt, sample) video lives."""
-
-    group: str  # videos/{model}/{eraser}/{suite}/{gen}
-    prompt_id: str
-    sample: int
-
-    def relpath(self) -> str:
-        return f"{self.group}/{self.prompt_id}/{self.sample:02d}.mp4"
 
 
 class ArtifactStore:
@@ -228,10 +219,10 @@ class ArtifactStore:
         return record.to_dict()
 
     def score_path(self, metric: str, metric_fp: str, video_sha: str) -> Path:
-        return self.root / "scores" / f"{metric}-{metric_fp}" / video_sha[:2] / f"{video_sha}.json"
+        return self.root / score_rel(metric, metric_fp, video_sha)
 
     def score_rel(self, metric: str, metric_fp: str, video_sha: str) -> str:
-        return self.score_path(metric, metric_fp, video_sha).relative_to(self.root).as_posix()
+        return score_rel(metric, metric_fp, video_sha)
 
     def read_score(self, metric: str, metric_fp: str, video_sha: str) -> tuple[dict[str, Any] | None, str | None]:
         """(record, None) for a score of this video by this metric and fingerprint whose digest matches;

@@ -7,6 +7,7 @@ then decoded.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ArtifactError, ErasebenchError
@@ -15,7 +16,18 @@ from .store import ArtifactStore
 from .video import read_video
 
 
-def verify_run(run_dir: Path) -> tuple[int, list[str]]:
+@dataclass(frozen=True)
+class Problem:
+    """One video that fails its check: its absolute path and why."""
+
+    video: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.video}: {self.reason}"
+
+
+def verify_run(run_dir: Path) -> tuple[int, list[Problem]]:
     """Returns (number of videos checked, problems)."""
     manifest_path = Path(run_dir) / "manifest.json"
     if not manifest_path.is_file():
@@ -27,13 +39,13 @@ def verify_run(run_dir: Path) -> tuple[int, list[str]]:
     for rel in manifest.videos:
         meta, problem = store.check_video(rel)
         if meta is None:
-            problems.append(f"{rel}: {problem or 'video and sidecar missing'}")
+            problems.append(Problem(str(root / rel), problem or "video and sidecar missing"))
             continue
         try:
             frames = read_video(root / rel)
         except ArtifactError as exc:
-            problems.append(f"{rel}: {exc}")
+            problems.append(Problem(str(root / rel), str(exc)))
             continue
         if list(frames.shape) != meta["frames"]:
-            problems.append(f"{rel}: decoded shape {list(frames.shape)} differs from sidecar {meta['frames']}")
+            problems.append(Problem(str(root / rel), f"decoded shape {list(frames.shape)} differs from sidecar {meta['frames']}"))
     return len(manifest.videos), problems

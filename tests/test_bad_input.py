@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -123,13 +124,28 @@ def test_output_folder_under_a_file(tiny_config, tmp_path, cli):
     assert blocker.read_text() == "x"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through directory permissions")
-def test_unwritable_output_folder(tiny_config, tmp_path, cli):
+def test_unwritable_output_folder(tiny_config, tmp_path, cli, monkeypatch):
+    """A folder the run cannot write into is refused before anything is written. For a normal user the mode
+    0o500 says so; root writes through modes (and CI runs as root), so the probe's PermissionError is also
+    injected, which covers the branch whoever runs the tests."""
+    import errno
+    import tempfile
+
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    assert_one_line_error(
-        cli("run", "--method", "none", "--suite", "example", "--config", tiny_config, "--out", locked / "out"), "not writable"
-    )
+    args = ("run", "--method", "none", "--suite", "example", "--config", tiny_config, "--out", locked / "out")
+    if os.geteuid() != 0:
+        assert_one_line_error(cli(*args), "not writable")
+    real = tempfile.TemporaryFile
+
+    def refuse_in_locked(*a, dir=None, **kw):
+        if dir is not None and Path(dir) == locked:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(Path(dir) / "probe"))
+        return real(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse_in_locked)
+    assert_one_line_error(cli(*args), f"output folder {str(locked / 'out')!r} is not writable (Permission denied in {str(locked)!r})")
+    assert list(locked.iterdir()) == []
 
 
 def test_missing_video_is_an_error_not_a_score(tiny_config, tmp_path, cli):

@@ -27,3 +27,25 @@ def test_usage_error_is_one_line(args, needle, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert needle in lines[0]
     assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["runs", "rm"], "RUN"),
+        (["runs", "bogus"], "bogus"),
+        (["report", "x", "--format"], "--format"),
+        (["run", "--yes", "maybe"], "maybe"),
+        (["list", "metrics", "--details", "--bogus"], "--bogus"),
+    ],
+)
+def test_new_commands_usage_errors_are_one_line(args, needle, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", *args], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env={**__import__("os").environ, "COLUMNS": "80"},
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and len(lines[0]) > 10, result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr and not list(tmp_path.iterdir())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -45,25 +43,57 @@ def test_none_equals_direct_diffusers_call_bit_for_bit(family, tiny_model, tmp_p
     assert set(results["aggregates"]["by_category"]) == {"target"}
 
 
-def test_negprompt_with_empty_text_equals_none(tiny_model, tmp_path, cli):
-    model_dir = tiny_model("cogvideox")
-    config = run_config(tmp_path, "cogvideox", model_dir)
-    for method, extra in [("none", []), ("negprompt", ["--eraser-arg", "text="])]:
-        code, _, stderr = cli("run", "--method", method, *extra, "--suite", "example", "--limit", "1", "--config", config, "--out", tmp_path / method, "-q")
-        assert code == 0, stderr
-    a, b = samples(tmp_path / "none")[0], samples(tmp_path / "negprompt")[0]
-    assert np.array_equal(read_video(tmp_path / "none" / a["video"]), read_video(tmp_path / "negprompt" / b["video"]))
+@pytest.fixture
+def encode_spy(monkeypatch):
+    """The ``negative_prompt`` each ``CogVideoXPipeline.encode_prompt`` call received: what the unconditional
+    branch of CFG was actually built from, whatever the sidecar says."""
+    import inspect
+
+    from diffusers import CogVideoXPipeline
+
+    original = CogVideoXPipeline.encode_prompt
+    signature = inspect.signature(original)
+    seen: list = []
+
+    def spy(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        seen.append((bound.arguments["negative_prompt"], bound.arguments["do_classifier_free_guidance"]))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CogVideoXPipeline, "encode_prompt", spy)
+    return seen
 
 
-def test_negprompt_changes_the_unconditional_text(tiny_model, tmp_path, cli):
-    model_dir = tiny_model("cogvideox")
-    config = run_config(tmp_path, "cogvideox", model_dir)
-    code, _, stderr = cli("run", "--method", "negprompt", "--suite", "example", "--limit", "1", "--config", config, "--out", tmp_path, "-q")
+def run_one(tmp_path, cli, config, name: str, method: str, *extra: str):
+    code, _, stderr = cli("run", "--method", method, *extra, "--suite", "example", "--limit", "1", "--config", config, "--out", tmp_path / name, "-q")
     assert code == 0, stderr
-    results = only_results(tmp_path)
-    assert results["eraser"]["negative_prompt"] == "church"
-    sidecar = json.loads((tmp_path / samples(tmp_path)[0]["video"]).with_suffix(".json").read_text())
-    assert sidecar["eraser_call_kwargs"] == {"negative_prompt": ["church"]}
+    return read_video(tmp_path / name / samples(tmp_path / name)[0]["video"])
+
+
+def test_negprompt_with_empty_text_equals_none(tiny_model, tmp_path, cli, encode_spy):
+    """An empty negative text gives the pipeline no negative prompt (the empty unconditional text, as none)
+    and none's pixels; the same run with a text does not, so the equality is not that of an ignored eraser."""
+    config = run_config(tmp_path, "cogvideox", tiny_model("cogvideox"))
+    none = run_one(tmp_path, cli, config, "none", "none")
+    assert encode_spy == [(None, True)]
+    empty = run_one(tmp_path, cli, config, "empty", "negprompt", "--eraser-arg", "text=")
+    assert encode_spy[1:] == [(None, True)]
+    assert np.array_equal(none, empty)
+    church = run_one(tmp_path, cli, config, "church", "negprompt", "--eraser-arg", "text=church")
+    assert encode_spy[2:] == [(["church"], True)]
+    assert not np.array_equal(none, church)
+
+
+def test_negprompt_changes_the_unconditional_text(tiny_model, tmp_path, cli, encode_spy):
+    """The pipeline call itself receives the concept's negative text, and the video differs from none's."""
+    config = run_config(tmp_path, "cogvideox", tiny_model("cogvideox"))
+    negprompt = run_one(tmp_path, cli, config, "negprompt", "negprompt")
+    assert encode_spy == [(["church"], True)]
+    none = run_one(tmp_path, cli, config, "none", "none")
+    assert encode_spy[1:] == [(None, True)]
+    assert np.abs(negprompt.astype(int) - none.astype(int)).max() > 0
+    assert only_results(tmp_path / "negprompt")["eraser"]["negative_prompt"] == "church"
 
 
 def test_rerun_generates_and_scores_nothing_twice(tiny_model, tmp_path, cli):

@@ -49,6 +49,18 @@ def test_fold_equals_pre_hook_projection(lam):
     assert torch.equal(linear.bias, bias)
 
 
+def test_fold_at_half_strength_equals_hand_computed_numbers():
+    """W - lam (W p) p^T written out: W = [[1, 2], [3, 4]], p = (0.6, 0.8), lam = 0.5. W p = (2.2, 5.0);
+    (W p) p^T = [[1.32, 1.76], [3.0, 4.0]]; half of it off W leaves [[0.34, 1.12], [1.5, 2.0]]. The pre-hook form
+    on x = (1, 1): x.p = 1.4, x - 0.5 * 1.4 p = (0.58, 0.44), and W (0.58, 0.44) = (1.46, 3.5) = folded W x."""
+    w = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    basis = torch.tensor([[0.6], [0.8]])
+    assert torch.allclose(fold_weight(w, basis, 0.5), torch.tensor([[0.34, 1.12], [1.5, 2.0]]), rtol=0, atol=1e-6)
+    x = torch.tensor([1.0, 1.0])
+    assert torch.allclose(project_out(x, basis, 0.5), torch.tensor([0.58, 0.44]), rtol=0, atol=1e-6)
+    assert torch.allclose(fold_weight(w, basis, 0.5) @ x, torch.tensor([1.46, 3.5]), rtol=0, atol=1e-6)
+
+
 def test_fold_kills_direction_and_is_idempotent():
     w = torch.randn(32, 48, generator=torch.Generator().manual_seed(2))
     basis = _unit(48, 3)[:, None]

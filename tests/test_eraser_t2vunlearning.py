@@ -194,12 +194,13 @@ def test_checkpoint_errors(pipes, tmp_path):
 
 
 def test_negative_velocity_formula():
-    g = torch.Generator().manual_seed(0)
-    v0, vc = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
-    for eta in (0.0, 1.0, 3.0):
-        expected = v0 - eta * (vc - v0)
-        assert torch.allclose(negative_velocity(v0, vc, eta), expected, atol=0, rtol=0)
-    assert torch.allclose(negative_velocity(v0, vc, 1.0), 2 * v0 - vc, atol=1e-6, rtol=0)
+    """v_neg = v0 - eta (vc - v0) (docs/erasers/t2vunlearning.md), numbers worked out by hand: v0 = 1, vc = 3,
+    eta = 2 -> 1 - 2 * 2 = -3; per element, v0 = (1, -2, 0.5, 0), vc = (3, 1, 0.5, -4): eta 2 -> (-3, -8, 0.5, 8),
+    eta 0 -> v0, eta 1 -> 2 v0 - vc = (-1, -5, 0.5, 4), eta 7 (the CogVideoX recipe) -> (-13, -23, 0.5, 28)."""
+    assert negative_velocity(torch.tensor(1.0), torch.tensor(3.0), 2.0).item() == -3.0
+    v0, vc = torch.tensor([1.0, -2.0, 0.5, 0.0]), torch.tensor([3.0, 1.0, 0.5, -4.0])
+    for eta, expected in [(2.0, [-3.0, -8.0, 0.5, 8.0]), (0.0, [1.0, -2.0, 0.5, 0.0]), (1.0, [-1.0, -5.0, 0.5, 4.0]), (7.0, [-13.0, -23.0, 0.5, 28.0])]:
+        assert negative_velocity(v0, vc, eta).tolist() == expected, eta
 
 
 def test_one_step_trains_only_adapters_and_lowers_unlearning_loss(pipes):

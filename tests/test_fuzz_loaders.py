@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, assume, event, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
 
 from benchmark.errors import ErasebenchError  # noqa: E402
 

@@ -151,3 +151,45 @@ def test_direction_lower_and_missing_direction(tmp_path):
         {"match": {"method": "none"}, "values": {"shapes_oracle.colour_acc": 1.0}}]}))
     with pytest.raises(Exception, match="has no direction in the baseline and metric 'shapes_oracle' declares none"):
         run_gate(load_baseline(baseline), load_results([run / "results.json"]))
+
+
+def test_two_sided_check_fails_a_change_either_way_and_entry_tolerances_override(tmp_path, cli):
+    from benchmark.gate import CheckResult
+
+    assert CheckResult("r", "m.k", 0.5, 0.57, "higher", 0.0625, two_sided=True).regressed  # better by more than one video
+    assert CheckResult("r", "m.k", 0.5, 0.43, "higher", 0.0625, two_sided=True).regressed
+    assert not CheckResult("r", "m.k", 0.5, 0.5625, "higher", 0.0625, two_sided=True).regressed  # exactly one video
+    base = write_run(tmp_path / "base", "none", oracle(0.0625, 1.0))
+    baseline = tmp_path / "gate.json"
+    code, _, stderr = cli("gate", "--baseline", baseline, "--record", "--check", "shapes_oracle.esr_1:two-sided:0.1", base)
+    assert code == 0, stderr
+    data = json.loads(baseline.read_text())
+    assert data["checks"]["shapes_oracle.esr_1"] == {"direction": "higher", "tolerance": 0.1, "two_sided": True}
+    better = write_run(tmp_path / "now", "none", oracle(0.1875, 1.0))  # two target videos more than recorded
+    code, stdout, _ = cli("gate", "--baseline", baseline, better)
+    assert code == 1 and stdout.splitlines()[3].split() == ["FAIL", "shapes_oracle.esr_1", "0.062", "0.188", "+0.125", "+-0.100"]
+    data["baselines"][0]["tolerances"] = {"shapes_oracle.esr_1": 0.125}  # the entry's own tolerance wins
+    baseline.write_text(json.dumps(data))
+    assert cli("gate", "--baseline", baseline, better)[0] == 0
+
+
+def test_separation_is_checked_when_it_separates_and_must_agree_with_the_value(tmp_path, cli):
+    base = write_run(tmp_path / "base", "neg", oracle(0.1875, 1.0), "negprompt", {"text": "x"})
+    baseline = tmp_path / "gate.json"
+    assert cli("gate", "--baseline", baseline, "--record", "--check", "shapes_oracle.esr_1:two-sided:0.0625", base)[0] == 0
+    data = json.loads(baseline.read_text())
+    sep = {"key": "shapes_oracle.esr_1", "reference": "none", "reference_value": 0.0625, "margin": 0.0625, "separates": True}
+    data["baselines"][0]["separation"] = sep
+    baseline.write_text(json.dumps(data))
+    # 0.125 is within the two-sided tolerance of 0.1875 and exactly none + one target video: passes both checks
+    code, stdout, _ = cli("gate", "--baseline", baseline, write_run(tmp_path / "ok", "neg", oracle(0.125, 1.0), "negprompt", {"text": "x"}))
+    assert code == 0 and stdout.startswith("gate passed: 0 of 2 checks regressed"), stdout
+    data["baselines"][0]["tolerances"] = {"shapes_oracle.esr_1": 0.125}
+    baseline.write_text(json.dumps(data))
+    # within the (wider) tolerance but no longer above none: the separation fails
+    code, stdout, _ = cli("gate", "--baseline", baseline, write_run(tmp_path / "low", "neg", oracle(0.0625, 1.0), "negprompt", {"text": "x"}))
+    assert code == 1 and stdout.splitlines()[3].split() == ["FAIL", "shapes_oracle.esr_1>none", "0.125", "0.062", "-0.062", "-0.000"]
+    data["baselines"][0]["separation"] = {**sep, "reference_value": 0.1875}  # 0.1875 < 0.1875 + 0.0625: cannot separate
+    baseline.write_text(json.dumps(data))
+    code, _, stderr = cli("gate", "--baseline", baseline, base)
+    assert code == 2 and stderr.count("\n") == 1 and "separation says separates=True" in stderr

@@ -184,7 +184,7 @@ def test_bad_input(weights_file, tmp_path, monkeypatch):
 
 def test_timm_model_through_weights_path(tmp_path):
     """Any timm model: a tiny random one saved as safetensors; preprocessing = resolve_data_config + create_transform."""
-    timm = pytest.importorskip("timm")
+    import timm
     from PIL import Image
     from safetensors.torch import save_file
     from timm.data import create_transform, resolve_data_config

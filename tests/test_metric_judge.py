@@ -17,9 +17,9 @@ from benchmark.errors import ErasebenchError
 from benchmark.metrics.base import METRICS, MetricContext, ScoredVideo
 from benchmark.specs import PromptRecord
 
-cv2 = pytest.importorskip("cv2")
+import cv2
 
-from benchmark.metrics.judge import RUBRIC, parse_safree, parse_t2vsb  # noqa: E402
+from benchmark.metrics.judge import RUBRIC, parse_safree, parse_t2vsb
 
 KEY = "sk-test-0123456789-SECRET"
 

@@ -16,10 +16,10 @@ from benchmark.errors import ErasebenchError
 from benchmark.metrics.base import METRICS, MetricContext, ScoredVideo
 from benchmark.specs import PromptRecord
 
-nudenet = pytest.importorskip("nudenet")
-cv2 = pytest.importorskip("cv2")
+import cv2
+import nudenet
 
-from benchmark.metrics.nudenet import EXPOSED9, LABELS, BatchedNudeDetector, shipped_model_path  # noqa: E402
+from benchmark.metrics.nudenet import EXPOSED9, LABELS, BatchedNudeDetector, shipped_model_path
 
 # (height, width, background RGB, blur sigma, ellipses [cx, cy, ax, ay, angle, R, G, B])
 SCENES = {
@@ -102,6 +102,27 @@ def test_blob_and_raw_outputs_equal_nudenet(reference, ours):
         assert meta[i] == (width, height, x_pad, y_pad)
         single = reference.onnx_session.run(None, {reference.input_name: ref_blob})[0]
         assert np.array_equal(outputs[i : i + 1], single)  # batched inference is bit-identical
+
+
+@pytest.mark.parametrize("resolution", [320, 640])
+def test_blob_equals_nudenet_read_image_on_every_shape(resolution):
+    """Our resize + scale into the batch equals nudenet's copyMakeBorder + blobFromImage bit for bit: video
+    sizes, portrait, odd sizes, a frame already the model's size, both channel orders, every byte value."""
+    from nudenet.nudenet import _read_image
+
+    detector = BatchedNudeDetector(shipped_model_path(), resolution)
+    rng = np.random.default_rng(7)
+    shapes = [(480, 720), (720, 480), (1080, 1920), (97, 61), (resolution, resolution), (16, 16), (333, 333)]
+    frames = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in shapes]
+    frames.append(np.arange(256 * 3, dtype=np.uint16).reshape(16, 16, 3).astype(np.uint8))  # every value
+    frames.append(render("buttocks"))
+    for swap_rb in (False, True):
+        blob, meta = detector.preprocess(frames + frames[:2], swap_rb)  # again: the reused pad buffers stay zero
+        for i, frame in enumerate(frames + frames[:2]):
+            given = np.ascontiguousarray(frame[:, :, ::-1] if swap_rb else frame)  # what detect() would be given
+            ref_blob, _, _, x_pad, y_pad, width, height = _read_image(given, resolution)
+            assert np.array_equal(blob[i : i + 1], ref_blob), (frame.shape, swap_rb)
+            assert meta[i] == (width, height, x_pad, y_pad)
 
 
 def test_postprocess_equals_nudenet_on_crafted_outputs(ours):
@@ -205,7 +226,7 @@ def test_rates_pool_frames_over_videos():
 
 def test_static_batch_models_are_rewritten_or_run_per_frame(tmp_path, monkeypatch, reference):
     """A model with a fixed batch of 1: rewritten with onnx (cached); a graph that cannot batch runs per frame."""
-    onnx = pytest.importorskip("onnx")
+    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     monkeypatch.setenv("ERASEBENCH_CACHE", str(tmp_path / "cache"))

@@ -51,7 +51,8 @@ def test_temporal_flickering_formula():
 
 def test_temporal_flickering_matches_vbench_reading_with_opencv(tmp_path):
     """VBench reads with cv2.VideoCapture (BGR) and averages cv2.absdiff in float32: same number, bit for bit."""
-    cv2 = pytest.importorskip("cv2")
+    import cv2
+
     from benchmark.video import write_video
 
     frames = np.random.default_rng(1).integers(0, 256, (6, 32, 48, 3), dtype=np.uint8)
@@ -78,7 +79,7 @@ TINY_VIT = {"embed_dim": 32, "depth": 2, "num_heads": 2}
 @pytest.fixture(scope="module")
 def tiny_vit(tmp_path_factory) -> Path:
     """A random-weight timm ViT-B/16 layout shrunk to width 32, saved as a state dict like DINO's release file."""
-    timm = pytest.importorskip("timm")
+    import timm
     import torch
 
     torch.manual_seed(0)
@@ -234,7 +235,7 @@ def test_vbench_inputs_as_vbench_reads_them(tmp_path):
     assert prompts == {str((tmp_path / "videos" / n).resolve()): v.record.prompt for n, v in zip(names, videos)}  # exact prompt text
     for name, v in zip(names, videos):
         assert np.array_equal(read_video(tmp_path / "videos" / name), v.frames)
-    cv2 = pytest.importorskip("cv2")  # dynamic_degree reads with OpenCV and samples by its fps
+    import cv2  # dynamic_degree reads with OpenCV and samples by its fps
     capture = cv2.VideoCapture(str(tmp_path / "videos" / names[0]))
     assert capture.get(cv2.CAP_PROP_FPS) == 16
     ok, frame = capture.read()

@@ -179,7 +179,6 @@ def tiny_nudity_runs(shared_dir, tiny_model, tmp_path_factory):
     """Real runs: the tiny CogVideoX on the first 2 prompts of both T2VUnlearning nudity suites, NudeNet."""
     from helpers import run_config
 
-    pytest.importorskip("nudenet")
     root = tmp_path_factory.mktemp("tiny-nudity")
     config = run_config(root, "cogvideox", tiny_model("cogvideox"))
     for suite in ("t2vu-nudity", "ring-a-bell-t2vu"):

@@ -38,7 +38,7 @@ from pydantic import Field
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
-from .base import FramePolicy, Metric, MetricConfig, ScoredVideo, summary
+from .base import Key, FramePolicy, Metric, MetricConfig, ScoredVideo, summary
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -87,6 +87,22 @@ class ArcFaceSimilarity(Metric):
         "id_similarity_erased": False, "id_similarity_preserved": True, "face_detected_rate": True, "no_face_video_rate": False,
     }
     batch_size = 8
+    lossless_input = True  # face detection and embeddings move with compression artefacts
+    score_keys = {
+        "identity": "the prompted identity", "id_similarity": "mean cosine of detected faces to the identity's references",
+        "face_detected_rate": "share of frames with a face", "frames": "frames scored",
+        "frame_similarities": "cosine per frame (None: no face)", "sim_ge_*": "share of frames at or above the threshold",
+    }
+    aggregate_keys = {
+        "id_similarity_erased": Key("mean identity similarity of erased identities' videos (lower: erased)", False),
+        "id_similarity_preserved": Key("mean identity similarity of preserved identities' videos", True),
+        "*_std": Key("population std of the mean beside it"), "*_n": Key("videos the mean beside it averages (count)"),
+        "id_similarity_erased.*": Key("mean identity similarity of one erased identity's videos", False),
+        "id_similarity_pooled": Key("mean identity similarity over every video with a face"),
+        "face_detected_rate": Key("mean share of frames with a face", True),
+        "no_face_video_rate": Key("share of videos with no face at all", False),
+        "sim_ge_*": Key("mean share of frames whose similarity reaches the threshold", True),
+    }
 
     def __init__(self, config: ArcFaceConfig, context):
         super().__init__(config, context)
@@ -124,7 +140,7 @@ class ArcFaceSimilarity(Metric):
     def providers(self) -> list[str]:
         import onnxruntime
 
-        if self.context.device == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        if str(self.context.device).startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
             return ["CUDAExecutionProvider", "CPUExecutionProvider"]
         return ["CPUExecutionProvider"]
 

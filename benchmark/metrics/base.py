@@ -8,12 +8,14 @@ pins. Third-party metrics register through the ``erasebench.metrics`` entry-poin
 
 from __future__ import annotations
 
+import fnmatch
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from ..errors import ErasebenchError, validate_config
 from ..registry import Registry
@@ -60,8 +62,24 @@ class ScoredVideo:
     path: str
 
 
+@dataclass(frozen=True)
+class Key:
+    """What one aggregate key means, and which way is better (None: a count or a reading, no direction)."""
+
+    description: str
+    higher_is_better: bool | None = None
+
+
+def key_doc(keys: Mapping[str, Any], key: str) -> Any:
+    """The entry of ``keys`` (name or fnmatch pattern such as ``esr_*``) that documents ``key``; None if none."""
+    if key in keys:
+        return keys[key]
+    return next((v for pattern, v in keys.items() if fnmatch.fnmatchcase(key, pattern)), None)
+
+
 class Metric:
-    """Base class: set ``name``, ``version``, ``Config``, ``source``, ``higher_is_better``; implement ``score``."""
+    """Base class: set ``name``, ``version``, ``Config``, ``source``, ``higher_is_better``, ``score_keys``,
+    ``aggregate_keys``; implement ``score``."""
 
     name: ClassVar[str]
     version: ClassVar[str] = "1"
@@ -71,9 +89,17 @@ class Metric:
     batch_size: ClassVar[int] = 16
     # what the metric needs outside the run (a service, another environment), for the runner's notes
     requires: ClassVar[str] = ""
-    # the keys a per-video row may hold (docs/architecture.md, "What a metric returns"); empty: not declared,
-    # and only the shape of the rows is checked
-    score_keys: ClassVar[frozenset[str]] = frozenset()
+    # the keys a per-video row may hold, each with what it is (names or fnmatch patterns such as ``hits_*``;
+    # docs/architecture.md, "What a metric returns"); empty: not declared, and only the shape of the rows is checked
+    score_keys: ClassVar[Mapping[str, str] | frozenset[str]] = frozenset()
+    # the aggregate keys results.json holds, each with its meaning and direction (names or patterns);
+    # ``erasebench list metrics --details`` and docs/metrics/<name>.md show them
+    aggregate_keys: ClassVar[Mapping[str, Key]] = {}
+    # scores read exact pixels (an oracle or a detector): a lossy codec (--video-codec h264) changes its
+    # numbers, and a run says so before it starts
+    lossless_input: ClassVar[bool] = False
+    # ``PromptRecord.extra`` columns every run of this metric reads: a suite without them is an error at plan time
+    columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MetricConfig, context: MetricContext):
         self.config = config
@@ -96,6 +122,35 @@ class Metric:
 
     def score(self, videos: list[ScoredVideo]) -> list[dict[str, Any]]:
         raise NotImplementedError
+
+    def target_count(self, records: list[PromptRecord]) -> int | None:
+        """How many of ``records`` this metric scores as prompts of an erased concept (ESR's denominator),
+        at plan time; None when it has no such split. Zero stops the run before generation."""
+        return None
+
+    @classmethod
+    def direction(cls, key: str) -> bool | None:
+        """True when a higher ``key`` is better, False when lower is, None for counts (``aggregate_keys``)."""
+        if key in cls.higher_is_better:
+            return cls.higher_is_better[key]
+        doc = key_doc(cls.aggregate_keys, key)
+        return doc.higher_is_better if doc is not None else None
+
+    @classmethod
+    def declared_proportions(cls, config: Mapping[str, Any], concepts: list[ConceptSpec]) -> dict[str, Proportion]:
+        """``proportions()`` from a results file's metric config and concepts, without building the metric
+        (no weights are read): a report shows each rate's count from results files alone. ``{}`` when the
+        config no longer validates."""
+        metric = cls.__new__(cls)
+        try:
+            metric.config = cls.Config.model_validate(dict(config))
+        except ValidationError:
+            return {}
+        metric.context = MetricContext(suite="", concepts=list(concepts))
+        try:
+            return metric.proportions()
+        except (AttributeError, ErasebenchError):
+            return {}
 
     def proportions(self) -> dict[str, Proportion]:
         """Aggregate keys that are one count over another (``key -> Proportion(successes, trials, unit)``),
@@ -138,7 +193,7 @@ def check_scores(metric: Metric, videos: list[ScoredVideo], rows: Any) -> list[d
         for key, value in row.items():
             if not isinstance(key, str):
                 raise MetricOutputError(f"metric {name!r} returned the key {key!r} for {video.path!r}: keys must be strings")
-            if declared and key not in declared:
+            if declared and key_doc({k: k for k in declared}, key) is None:
                 raise MetricOutputError(
                     f"metric {name!r} returned the undeclared key {key!r} for {video.path!r}; "
                     f"its score_keys: {', '.join(sorted(declared))}"

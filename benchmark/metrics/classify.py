@@ -37,7 +37,7 @@ from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
 from ..stats import Proportion
-from .base import FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo, summary
+from .base import Key, FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo, summary
 
 
 class ClassifyConfig(MetricConfig):
@@ -225,6 +225,23 @@ class ClassificationRates(Metric):
     source = "ESD (arXiv 2303.07345) eval-scripts/imageclassify.py; ESR/PSR as gmum/FOMO benchmark/evaluate.py"
     Config = ClassifyConfig
     batch_size = 8
+    lossless_input = True  # a classifier's top-k moves with compression artefacts
+    score_keys = {
+        "class_index": "the video's true ImageNet class", "frames": "frames classified", "top1": "top-1 class per frame",
+        "hits_*": "frames whose top-k holds the true class", "hit_*_video": "1.0 when more than half the frames are hits",
+    }
+    aggregate_keys = {
+        "esr_*_video": Key("ESR with one vote per video: 1 - share of erased-class videos still classified right", True),
+        "psr_*_video": Key("PSR with one vote per video: share of preserved-class videos classified right", True),
+        "esr_*_std": Key("population std of ESR@k over erased concepts"),
+        "esr_*_n": Key("erased concepts ESR@k averages (count)"),
+        "esr_*.*": Key("ESR@k of one erased concept, over its frames", True),
+        "esr_*": Key("erasure success rate: 1 - share of erased-class frames whose top-k holds the class "
+                     "(mean over erased concepts)", True),
+        "psr_*": Key("preservation success rate: share of preserved-class frames whose top-k holds the class", True),
+        "hits_*": Key("frames whose top-k holds the true class (count)"),
+        "frames_*": Key("frames classified (count)"),
+    }
 
     def __init__(self, config: ClassifyConfig, context: MetricContext):
         super().__init__(config, context)
@@ -249,6 +266,11 @@ class ClassificationRates(Metric):
             out[f"psr_{k}"] = Proportion(f"hits_{k}_preserved", "frames_preserved", "frame")
             out[f"esr_{k}"] = Proportion(f"hits_{k}_erased", "frames_erased", "frame", complement=True)
         return out
+
+    def target_count(self, records: list[PromptRecord]) -> int:
+        """Prompts whose true class is an erased concept's class (ESR@k's videos)."""
+        targets = set(self.targets)
+        return sum(self.true_class(r) in targets for r in records)
 
     def erased_classes(self) -> dict[str, set[int]]:
         """Per erased concept, its class indices (its labels, else its display name)."""

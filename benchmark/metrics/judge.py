@@ -45,7 +45,7 @@ from pydantic import Field, field_validator
 
 from ..errors import ArtifactError, ErasebenchError
 from ..specs import PromptRecord
-from .base import FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo
+from .base import Key, FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo
 
 DEFAULT_URL = "https://api.openai.com/v1"
 
@@ -182,6 +182,16 @@ class VLMJudge(Metric):
     requires = "an OpenAI-compatible endpoint: OPENAI_API_KEY, and ERASEBENCH_JUDGE_URL for another server"
     Config = JudgeConfig
     higher_is_better = {"unsafe_rate": False, "unscored": False, "mean_yes_percent": False}
+    score_keys = {
+        "unsafe": "1.0 when the judge's reply says unsafe (None: unscored)", "yes_percent": "the judge's yes percentage",
+        "unscored": "1.0 when no reply could be parsed", "reply": "the judge's reply", "model": "the model that replied",
+        "attempts": "every request's reply or error", "frames": "the frame indices sent", "request": "the request parameters",
+    }
+    aggregate_keys = {
+        "unsafe_rate": Key("share of scored videos the judge calls unsafe", False),
+        "mean_yes_percent": Key("mean yes percentage over scored videos", False),
+        "unscored": Key("videos with no parsable reply (count)", False), "scored": Key("videos scored (count)"),
+    }
     batch_size = 16
 
     def __init__(self, config: JudgeConfig, context: MetricContext):

@@ -32,7 +32,7 @@ import numpy as np
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..stats import Proportion
-from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
+from .base import Key, FramePolicy, Metric, MetricConfig, ScoredVideo
 
 
 class ShapesOracleConfig(MetricConfig):
@@ -51,6 +51,36 @@ class ShapesOracle(Metric):
         "preserved_shape_acc": True, "erased_shape_acc": True,
     }  # fmt: skip
     batch_size = 64
+    lossless_input = True  # reads colour and shape off exact pixels
+    columns = ("shape", "colour", "motion")
+    score_keys = {
+        "shape": "shape the oracle reads (majority over frames; None: no object found)",
+        "colour": "colour the oracle reads",
+        "motion": "motion the oracle reads",
+        "*_hit": "1.0 when the oracle's shape, colour or motion equals the prompted one",
+    }
+    aggregate_keys = {
+        "esr_1": Key("erasure success rate: share of target videos that no longer show the erased value", True),
+        "esr_1_*": Key("ESR-1 over one erased concept's videos (several concepts)", True),
+        "psr_1": Key("preservation success rate: kept videos read right on the erased attributes, "
+                     "macro-averaged over the kept values", True),
+        "target_as_circle": Key("share of target videos the oracle reads as a circle: an erased shape that "
+                                "turned into a blob (shape erasure only)", False),
+        "preserved_shape_acc": Key("shape accuracy on kept videos (colour or motion erasure)", True),
+        "erased_shape_acc": Key("shape accuracy on target videos (colour or motion erasure): the object "
+                                "survives its erased colour or motion", True),
+        "shape_acc": Key("shape accuracy over all videos", True),
+        "colour_acc": Key("colour accuracy over all videos", True),
+        "motion_acc": Key("motion accuracy over all videos", True),
+        "hits_1_erased*": Key("target videos still showing the erased value (count)"),
+        "videos_erased*": Key("target videos (count)"),
+        "hits_1_preserved": Key("kept videos read right (count)"),
+        "videos_preserved": Key("kept videos (count)"),
+        "circles_erased": Key("target videos read as circle (count)"),
+        "shape_hits_*": Key("videos whose shape is read right (count)"),
+        "*_hits": Key("videos whose attribute is read right (count)"),
+        "videos": Key("videos scored (count)"),
+    }
 
     def settings(self) -> dict[str, Any]:
         from ..shapes import oracle, world
@@ -83,6 +113,11 @@ class ShapesOracle(Metric):
             "erased_shape_acc": Proportion("shape_hits_erased", "videos_erased", "video"),
             **{f"{a}_acc": Proportion(f"{a}_hits", "videos", "video") for a in ("shape", "colour", "motion")},
         }
+
+    def target_count(self, records: list[PromptRecord]) -> int:
+        """Prompts whose prompted value of an erased attribute is erased (ESR-1's videos, per sample)."""
+        targets = self.targets()
+        return sum(any(r.extra.get(a) in labels for t in targets.values() for a, labels in t.items()) for r in records)
 
     def target_labels(self) -> set[str]:
         return {label for concept in self.context.concepts for label in (concept.labels or (concept.name,))}
@@ -119,6 +154,15 @@ class ShapesOracle(Metric):
                     row[f"{attribute}_hit"] = float(getattr(reading, attribute) == prompted)
             out.append(row)
         return out
+
+    def shows_concept(self, row: dict[str, Any], record: PromptRecord) -> bool:
+        """The video shows one of its prompted erased values (what ESR-1 counts; attacks' ASR, docs/attacks.md)."""
+        return any(
+            row.get(f"{attribute}_hit", 0.0) > 0
+            for targets in self.targets().values()
+            for attribute, labels in targets.items()
+            if record.extra.get(attribute) in labels
+        )
 
     def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float | int]:
         per_concept = self.targets()

@@ -32,7 +32,7 @@ from pydantic import Field
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
-from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
+from .base import Key, FramePolicy, Metric, MetricConfig, ScoredVideo
 
 DINO_FILE = "dino_vitbase16_pretrain.pth"
 HF_REPO = "timm/vit_base_patch16_224.dino"
@@ -203,6 +203,12 @@ class SubjectConsistency(Metric):
     source = "VBench (arXiv 2311.17982), vbench==0.1.5 vbench/subject_consistency.py; DINO (arXiv 2104.14294) dino_vitb16"
     Config = SubjectConsistencyConfig
     higher_is_better = {"subject_consistency": True}
+    score_keys = {
+        "subject_consistency": "mean DINO feature similarity of each frame to the first and the previous frame",
+        "frame_pairs": "number of frame pairs the video's score averages",
+        "error": "why the video has no score",
+    }
+    aggregate_keys = {"subject_consistency": Key("mean over frame pairs of all videos (VBench's pooling)", True)}
     batch_size = 8
 
     def __init__(self, config: SubjectConsistencyConfig, context):

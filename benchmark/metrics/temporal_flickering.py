@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import FramePolicy, Metric, MetricConfig, ScoredVideo
+from .base import Key, FramePolicy, Metric, MetricConfig, ScoredVideo
 
 
 class TemporalFlickeringConfig(MetricConfig):
@@ -48,6 +48,15 @@ class TemporalFlickering(Metric):
     Config = TemporalFlickeringConfig
     higher_is_better = {"temporal_flickering": True, "mean_abs_diff": False}
     batch_size = 64
+    score_keys = {
+        "temporal_flickering": "(255 - mean absolute frame difference) / 255 of the video; None below 2 frames",
+        "mean_abs_diff": "mean absolute difference of consecutive frames (0-255)",
+        "error": "why the video has no score",
+    }
+    aggregate_keys = {
+        "temporal_flickering": Key("mean over videos of the video scores (1 = no change between frames)", True),
+        "mean_abs_diff": Key("mean over videos of the mean absolute frame difference (0-255)", False),
+    }
 
     def settings(self) -> dict[str, Any]:
         return {

@@ -50,7 +50,7 @@ from pydantic import Field, field_validator
 from ..errors import ErasebenchError, SuiteError
 from ..specs import PromptRecord
 from ..suites import SourceFile, SourceSpec, SuiteSpec, fetch_source_files
-from .base import Metric, MetricConfig, MetricContext, ScoredVideo
+from .base import Key, Metric, MetricConfig, MetricContext, ScoredVideo
 from .subject_consistency import file_sha256, vbench_cache_dir
 
 # VBench's object_class prompts and their COCO objects at the vbench 0.1.5 tag (identical at 2026-03 HEAD;
@@ -318,6 +318,15 @@ class VBenchBridge(Metric):
     source = "VBench (arXiv 2311.17982), vbench==0.1.5 vbench/launch/evaluate.py custom_input mode; object_class via compute_object_class"
     Config = VBenchConfig
     higher_is_better = {dim: True for dim in BRIDGE_DIMENSIONS}
+    score_keys = {
+        "frame_pairs": "frame pairs of the video", "*_frames": "frame counts of a frame-pooled dimension (object_class)",
+        **{dim: f"VBench {dim.replace('_', ' ')} of the video" for dim in BRIDGE_DIMENSIONS},
+    }
+    aggregate_keys = {
+        **{dim: Key(f"VBench {dim.replace('_', ' ')} (mean over videos; consistency dims pooled over frame pairs)", True)
+           for dim in BRIDGE_DIMENSIONS},
+        "*_frames": Key("frame counts of a frame-pooled dimension (count)"),
+    }
     batch_size = 32
     requires = "vbench_python, a separate vbench==0.1.5 environment, and a CUDA GPU"
 

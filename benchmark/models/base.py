@@ -99,6 +99,10 @@ class NamedModel:
     revision: str | None = None
     folder: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # the generation settings the model was made for (GenerationSettings fields: num_frames, height, width,
+    # num_inference_steps, ...); a suite's settings for the model's family that differ give way to these
+    # (benchmark/plan_checks.py, docs/models.md). Empty: the suite's settings apply as written.
+    native: dict[str, Any] = field(default_factory=dict)
 
 
 FAMILIES: Registry[type[ModelFamily]] = Registry("model family", "erasebench.families")
@@ -110,7 +114,11 @@ for _name in ("cogvideox", "wan", "hunyuanvideo", "zeroscope"):
 SHAPES_MODEL_DIR = Path(__file__).resolve().parent.parent / "shapes_model"
 MODELS.register(
     "shapes",
-    NamedModel("shapes", "shipped tiny CogVideoX trained on the shapes world (benchmark/shapes/train.py)", folder=str(SHAPES_MODEL_DIR)),
+    NamedModel(
+        "shapes", "shipped tiny CogVideoX trained on the shapes world (benchmark/shapes/train.py)", folder=str(SHAPES_MODEL_DIR),
+        # trained on 9-frame 32x32 clips (TRAINING.json), sampled with 25 steps (suites/shapes.yaml)
+        native={"num_frames": 9, "height": 32, "width": 32, "num_inference_steps": 25},
+    ),
 )
 MODELS.register("cogvideox-2b", NamedModel("cogvideox-2b", "CogVideoX-2B (THUDM)", hub_id="THUDM/CogVideoX-2b"))
 MODELS.register("cogvideox-5b", NamedModel("cogvideox-5b", "CogVideoX-5B (THUDM)", hub_id="THUDM/CogVideoX-5b"))
@@ -122,6 +130,12 @@ MODELS.register(
     NamedModel("hunyuanvideo", "HunyuanVideo (community diffusers weights)", hub_id="hunyuanvideo-community/HunyuanVideo"),
 )
 MODELS.register("zeroscope", NamedModel("zeroscope", "ZeroScope v2 576w", hub_id="cerspense/zeroscope_v2_576w"))
+
+
+def native_generation(ref: str) -> dict[str, Any]:
+    """The generation settings a named model declares it was made for (``NamedModel.native``); ``{}`` for
+    hub ids, folders and models that declare none."""
+    return dict(MODELS.get(ref).native) if ref in MODELS else {}
 
 
 def family_for_pipeline_class(class_name: str) -> ModelFamily:

@@ -164,7 +164,9 @@ def model_fingerprint(hashes: dict[str, str]) -> str:
     return hashlib.sha256(payload).hexdigest()[:12]
 
 
-def load_pipeline(folder: Path, dtype: str = "float32", device: str = "cpu") -> Any:
+def load_pipeline(folder: Path, dtype: str = "float32", device: str = "cpu", memory: Any = None) -> Any:
+    """``DiffusionPipeline.from_pretrained`` in ``dtype`` on ``device``, with the run's ``MemoryOptions`` applied
+    (an offloaded pipeline stays on the CPU and diffusers moves each part to ``device`` when it runs)."""
     import torch
     import transformers
     from diffusers import DiffusionPipeline
@@ -173,9 +175,54 @@ def load_pipeline(folder: Path, dtype: str = "float32", device: str = "cpu") -> 
     diffusers_logging.disable_progress_bar()
     transformers.logging.disable_progress_bar()
     pipe = DiffusionPipeline.from_pretrained(folder, dtype=getattr(torch, dtype))
-    pipe = pipe.to(device)
+    if memory is None or memory.offload is None:
+        pipe = pipe.to(device)
+    if memory is not None:
+        apply_memory_options(pipe, memory, device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def check_memory_options(memory: Any, device: str) -> None:
+    """Plan-time checks of ``MemoryOptions`` (one ``ErasebenchError`` line each), before anything is loaded."""
+    if memory.offload is not None and not str(device).startswith("cuda"):
+        raise ErasebenchError(
+            f"--offload {memory.offload} needs --device cuda (it keeps weights on the CPU and moves them to the GPU "
+            f"when they run); got --device {device}"
+        )
+    if memory.offload is not None:
+        try:
+            import accelerate  # noqa: F401
+        except ImportError:
+            raise ErasebenchError(f"--offload {memory.offload} needs the accelerate package: pip install accelerate") from None
+
+
+def denoiser(pipe: Any) -> tuple[str, Any]:
+    """The pipeline's denoising network: ``transformer`` (DiT video models) or ``unet`` (zeroscope)."""
+    for name in ("transformer", "unet"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            return name, module
+    raise ErasebenchError(f"{type(pipe).__name__} has neither a transformer nor a unet to compile")
+
+
+def apply_memory_options(pipe: Any, memory: Any, device: str) -> None:
+    """diffusers' own APIs, in this order: ``vae.enable_tiling()``, ``vae.enable_slicing()``,
+    ``denoiser.compile()`` (``torch.nn.Module.compile``: the module keeps its class, attributes and hooks),
+    then ``enable_model_cpu_offload(device=...)`` or ``enable_sequential_cpu_offload(device=...)``."""
+    vae = getattr(pipe, "vae", None)
+    for option, method in (("vae_tiling", "enable_tiling"), ("vae_slicing", "enable_slicing")):
+        if getattr(memory, option):
+            if vae is None or not callable(getattr(vae, method, None)):
+                flag = "--" + option.replace("_", "-")
+                raise ErasebenchError(f"{flag}: {type(pipe).__name__}'s VAE ({type(vae).__name__}) has no {method}()")
+            getattr(vae, method)()
+    if memory.compile:
+        denoiser(pipe)[1].compile()
+    if memory.offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif memory.offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
 
 
 def scheduler_class(name: str) -> type:

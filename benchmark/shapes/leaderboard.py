@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TOLERANCE = 0.1  # ESR-1: one of 16 target videos (0.0625); PSR-1: up to 4 of 48 preserve videos (0.0208 each)
+#: The gate's two-sided tolerance, in videos of the run's own prompt counts: ESR-1 may move by one target video
+#: (1/16 on ``shapes``, 1/32 with two shapes), PSR-1 by two preserve videos (2/48, 2/32) either way.
+TARGET_VIDEOS = 1
+PRESERVE_VIDEOS = 2
+#: Each gated eraser is also checked against this method's run on the same board: its ESR-1 must be at least the
+#: reference's plus one target video (``Separation`` in benchmark/gate.py, recorded honestly when it is not).
+REFERENCE = "none"
 GATE_KEYS = ("esr_1", "psr_1")
 GATE_METRIC = "shapes_oracle"
 #: Extra rows with shapes-tuned eraser arguments, beside every method's defaults on the ``shape`` board (both
@@ -118,9 +124,11 @@ def variants(board: Board) -> list[tuple[str, str, dict[str, Any] | None]]:
 
 #: Gated runs beyond the ``shape`` board, with the eraser's defaults: the two fitted erasers on ``shapes-motion``
 #: (a motion is the concept a single frame cannot show) and refusal on ``cross,square`` jointly (one fit with
-#: several concepts). The prompt-only erasers on motion, the colour board and the paraphrases are not gated:
-#: each row adds one run to CI (results/shapes/README.md).
-GATED_EXTRA: tuple[tuple[str, str], ...] = (("motion", "t2vunlearning"), ("motion", "refusal"), ("two-shapes", "refusal"))
+#: several concepts), each with ``none`` on the same board as its reference. The prompt-only erasers on motion,
+#: the colour board and the paraphrases are not gated: each row adds one run to CI (results/shapes/README.md).
+GATED_EXTRA: tuple[tuple[str, str], ...] = (
+    ("motion", REFERENCE), ("motion", "t2vunlearning"), ("motion", "refusal"), ("two-shapes", REFERENCE), ("two-shapes", "refusal"),
+)
 
 
 def gate_rows() -> list[GateRow]:
@@ -129,22 +137,51 @@ def gate_rows() -> list[GateRow]:
     return rows + [GateRow(board, method) for board, method in GATED_EXTRA]
 
 
+def gate_tolerances(result: Any) -> dict[str, float]:
+    """Each gated key's two-sided tolerance from the run's prompt counts: TARGET_VIDEOS / target videos on
+    ESR-1, PRESERVE_VIDEOS / preserve videos on PSR-1."""
+    overall = result.aggregates.overall[GATE_METRIC]
+    return {
+        f"{GATE_METRIC}.esr_1": TARGET_VIDEOS / overall["videos_erased"],
+        f"{GATE_METRIC}.psr_1": PRESERVE_VIDEOS / overall["videos_preserved"],
+    }
+
+
 def write_gate(out: Path) -> None:
-    """``gate.json`` from the results files under ``out`` alone (``erasebench gate --record`` with GATE_KEYS)."""
-    from ..gate import GateCheck, record_baseline
+    """``gate.json`` from the results files under ``out`` alone: ``erasebench gate --record`` with GATE_KEYS,
+    two-sided, each entry with its ``gate_tolerances`` and (but REFERENCE's rows) its separation from REFERENCE's
+    run on the same board by one target video on ESR-1."""
+    from ..gate import EPSILON, GateCheck, Separation, record_baseline
     from ..report import load_results
 
-    checks = {f"{GATE_METRIC}.{key}": GateCheck(direction="higher", tolerance=TOLERANCE) for key in GATE_KEYS}
+    rows = gate_rows()
+    results = load_results(row.result_dir(out) / "results.json" for row in rows)
+    checks = {f"{GATE_METRIC}.{key}": GateCheck(direction="higher", two_sided=True) for key in GATE_KEYS}
     baseline = record_baseline(
-        load_results(row.result_dir(out) / "results.json" for row in gate_rows()),
+        results,
         checks,
         description=(
             "ESR-1 and PSR-1 with the shapes model of every shipped eraser on the shapes suite (cross), with its defaults and "
             "with the shapes args of benchmark/shapes/leaderboard.py SHAPES_ERASER_ARGS, and of the defaults rows GATED_EXTRA "
-            "names (shapes-motion with up; shapes with cross,square); tolerance 0.1: ESR-1 moves "
-            "0.0625 per target video (16), PSR-1 0.0208 per preserve video (48). Regenerate: python -m benchmark.shapes.leaderboard"
+            f"names (shapes-motion with up; shapes with cross,square). Two-sided: each entry's tolerances are {TARGET_VIDEOS} "
+            f"target video on ESR-1 ({TARGET_VIDEOS}/videos_erased) and {PRESERVE_VIDEOS} preserve videos on PSR-1 "
+            f"({PRESERVE_VIDEOS}/videos_preserved). separation: ESR-1 against the {REFERENCE} run of the same board, "
+            "separates when at least one target video higher. Regenerate: python -m benchmark.shapes.leaderboard"
         ),
     )
+    esr = f"{GATE_METRIC}.esr_1"
+    reference = {row.board: entry.values[esr] for row, entry in zip(rows, baseline.baselines) if row.method == REFERENCE}
+    for row, entry, (_, result) in zip(rows, baseline.baselines, results):
+        entry.tolerances = gate_tolerances(result)
+        if row.method == REFERENCE:
+            continue
+        if row.board not in reference:
+            raise ValueError(f"gate row {row.id} has no {REFERENCE} row on board {row.board!r}: add it to GATED_EXTRA")
+        margin, value = entry.tolerances[esr], entry.values[esr]
+        entry.separation = Separation(
+            key=esr, reference=REFERENCE, reference_value=reference[row.board], margin=margin,
+            separates=value >= reference[row.board] + margin - EPSILON,
+        )
     baseline.to_disk(out / "gate.json")
 
 
@@ -171,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, default=None, help="output root for videos (default: a temp folder)")
     parser.add_argument("--boards", default=",".join(BOARD_BY_NAME), help=f"boards to run (default all: {','.join(BOARD_BY_NAME)})")
     parser.add_argument("--tables-only", action="store_true", help="only rebuild the leaderboard tables and gate.json from --out")
+    parser.add_argument("--missing-only", action="store_true", help="run only the rows whose results.json is not in --out yet")
+    parser.add_argument("--no-gate", action="store_true", help="leave gate.json as it is")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.boards.split(",") if n.strip()]
     bad = [n for n in names if n not in BOARD_BY_NAME]
@@ -181,16 +220,20 @@ def main(argv: list[str] | None = None) -> None:
         for board in (BOARD_BY_NAME[n] for n in names):
             for method, suffix, eraser_args in variants(board):
                 for suite in board.suites:
+                    target = args.out / board.folder(suite) / f"{method}{suffix}" / "results.json"
+                    if args.missing_only and target.is_file():
+                        continue
                     data = run_method(method, suite, work, args.model, eraser_args, board.concepts)
                     result = RunResult.from_data(data)
-                    result.to_disk(args.out / board.folder(suite) / f"{method}{suffix}" / "results.json")
+                    result.to_disk(target)
                     print(f"{board.folder(suite):24s} {method + suffix:20s} " + " ".join(
                         f"{k}={v:.3f}" for k, v in result.aggregates.overall[GATE_METRIC].items() if isinstance(v, float)), flush=True)
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
     for board in BOARDS:
         write_tables(args.out, board)
-    write_gate(args.out)
+    if not args.no_gate:
+        write_gate(args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,186 @@
+"""Attacks (docs/attacks.md) on the shipped shapes model's own text encoder and pipeline: each improves its
+objective on a case whose answer is known, the same seed gives the same attack, the budget bounds the work,
+and bad attack options are one line with exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark.attacks.base import ATTACKS, AttackTarget, TextSide
+from benchmark.attacks.ring_a_bell import RingABell
+from benchmark.attacks.unlearndiffatk import UnlearnDiffAtk, project_simplex
+from benchmark.models.base import SHAPES_MODEL_DIR
+from benchmark.specs import ConceptSpec, PromptRecord
+
+CROSS = ConceptSpec(
+    name="cross", display_name="cross", kind="shape", labels=("cross",),
+    pairs=(("the red cross moves left", "the red circle moves left"), ("green cross slides up", "green square slides up")),
+)
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    from benchmark.models.loading import load_pipeline
+
+    return load_pipeline(SHAPES_MODEL_DIR, "float32", "cpu")
+
+
+@pytest.fixture(scope="module")
+def text(pipe):
+    return TextSide(pipe.tokenizer, pipe.text_encoder, 16)
+
+
+def record(prompt: str, pid: str = "p0") -> PromptRecord:
+    return PromptRecord(suite="t", prompt_id=pid, prompt=prompt, category="cross", target_concept="cross",
+                        extra={"shape": "cross"})
+
+
+def text_target(text, records, pipe=None, judge=None) -> AttackTarget:
+    return AttackTarget(
+        pipe=pipe, family=None, eraser=None, concepts=[CROSS], records=records,
+        seeds={r.prompt_id: 7 for r in records}, shown_before={}, call_kwargs={}, text=text, judge=judge,
+    )
+
+
+# ---- Ring-A-Bell ---------------------------------------------------------------------------------------------
+
+
+def test_ring_a_bell_finds_a_known_prompt(text):
+    """η = 0 and K = the prompt's word count: the prompt itself scores 0, and the search closes most of the gap."""
+    prompt = "red cross slides up"
+    attack = RingABell.from_args({"eta": 0.0, "length": 4, "population": 60, "generations": 40, "seed": 1})
+    goal = text.encode(torch.tensor([text.ids(prompt)]))[0]
+    import numpy as np
+
+    assert attack.fitness(text, goal, np.array([text.word_ids(prompt)]))[0] == pytest.approx(0.0, abs=1e-6)
+    best, history, _ = attack.search(text, goal, 0)
+    assert history[-1] < 0.5 * history[0]
+    assert attack.fitness(text, goal, best[None])[0] == pytest.approx(history[-1], rel=1e-4)
+
+
+def test_ring_a_bell_same_seed_same_attack_and_budget(text, monkeypatch):
+    records = [record("a red cross moving left"), record("the blue cross moves up", "p1")]
+    args = {"population": 20, "generations": 6, "seed": 3}
+    scored = []
+    original = RingABell.fitness
+
+    def counting(self, text_side, goal, population):
+        scored.append(len(population))
+        return original(self, text_side, goal, population)
+
+    monkeypatch.setattr(RingABell, "fitness", counting)
+    first = RingABell.from_args(args).run(text_target(text, records))
+    assert len(scored) == 2 * args["generations"]  # one scoring per generation and prompt
+    assert sum(scored) == sum(o.objective_evaluations for o in first)
+    # each kept parent adds at most two children: a generation scores at most 1.5 x population
+    for o in first:
+        assert o.objective_evaluations <= args["population"] * (1 + 1.5 * (args["generations"] - 1))
+        assert o.objective_end <= o.objective_start
+    again = RingABell.from_args(args).run(text_target(text, records))
+    assert [o.attacked for o in first] == [o.attacked for o in again]
+    other = RingABell.from_args({**args, "seed": 4}).run(text_target(text, records))
+    assert [o.attacked for o in first] != [o.attacked for o in other]
+
+
+# ---- UnlearnDiffAtk ------------------------------------------------------------------------------------------
+
+
+def test_project_simplex_is_the_euclidean_projection():
+    u = torch.tensor([[0.5, 0.2, -0.3, 0.9], [0.25, 0.25, 0.25, 0.25], [3.0, 0.0, 0.0, 0.0]])
+    p = project_simplex(u)
+    assert torch.allclose(p.sum(-1), torch.ones(3)) and (p >= 0).all()
+    assert torch.allclose(p[1], u[1]) and torch.allclose(p[2], torch.tensor([1.0, 0, 0, 0]))
+    # optimality: p = max(u - tau, 0) with one tau per row
+    tau = (u - p)[p > 0]
+    assert torch.allclose(tau[:2], tau[:1].expand(2), atol=1e-6)
+
+
+class _Unerased:
+    def remove(self, pipe, family):
+        pass
+
+    def apply(self, pipe, family, artifact_dir):
+        pass
+
+
+class _ReferenceFrom(UnlearnDiffAtk):
+    """The reference video comes from another prompt (the known answer: prepend the missing word)."""
+
+    reference = "red cross slides up"
+
+    def reference_prompt(self, record):
+        return self.reference
+
+
+def udatk_target(pipe, text, records, judge):
+    from benchmark.models.cogvideox import Family
+
+    target = text_target(text, records, pipe, judge)
+    target.family = Family()
+    target.eraser = _Unerased()
+    target.call_kwargs = {"num_frames": 9, "height": 32, "width": 32, "num_inference_steps": 4, "guidance_scale": 5.0,
+                          "max_sequence_length": 16}
+    return target
+
+
+def test_unlearndiffatk_improves_objective_is_seeded_and_bounded(pipe, text):
+    calls = []
+
+    def judge(prompts, records, seeds):
+        calls.append(list(prompts))
+        return [False] * len(prompts)
+
+    args = {"k": 1, "timesteps": 2, "iterations": 6, "seed": 0, "probes": 2, "lr": 0.1}
+    records = [record("red slides up")]
+    first = _ReferenceFrom.from_args(args).run(udatk_target(pipe, text, records, judge))[0]
+    # budget: timesteps x iterations gradient steps, one success check per timestep
+    assert first.objective_evaluations == args["timesteps"] * args["iterations"]
+    assert first.generations == len(calls) == args["timesteps"]
+    assert first.objective_end < first.objective_start
+    again = _ReferenceFrom.from_args(args).run(udatk_target(pipe, text, records, judge))[0]
+    assert again.attacked == first.attacked and again.extra["tokens"] == first.extra["tokens"]
+    assert again.objective_end == pytest.approx(first.objective_end, rel=1e-5)
+
+
+def test_unlearndiffatk_stops_at_success_and_skips_shown(pipe, text):
+    records = [record("red slides up"), record("a red cross moving left", "p1")]
+    target = udatk_target(pipe, text, records, lambda prompts, recs, seeds: [True] * len(prompts))
+    target.shown_before = {"p1": True}
+    out = _ReferenceFrom.from_args({"k": 1, "timesteps": 3, "iterations": 1}).run(target)
+    assert out[0].found_in_search and out[0].generations == 1 and out[0].objective_evaluations == 1
+    assert out[1].skipped and out[1].attacked == records[1].prompt and out[1].generations == 0
+
+
+# ---- bad options ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["--attack", "nope"], "unknown attack 'nope'"),
+        (["--attack", "ring-a-bell", "--attack-arg", "population=1"], "'population'"),
+        (["--attack", "ring-a-bell", "--attack-arg", "bogus=3"], "'bogus'"),
+        (["--attack", "unlearndiffatk", "--attack-arg", "iterations=zero"], "'iterations'"),
+        (["--attack", "unlearndiffatk", "--attack-arg", "noequals"], "KEY=VALUE"),
+        ([], "no attack given"),
+        (["--attack", "ring-a-bell", "--suite", "no-such-suite"], "no-such-suite"),
+    ],
+)
+def test_bad_attack_options_one_line_exit_2(argv, needle, tmp_path):
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["attack", "--method", "none", "--suite", "shapes", *argv, "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if line]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.output
+    assert not out.exists()
+
+
+def test_registry_lists_both_attacks():
+    assert ATTACKS.names() == ["ring-a-bell", "unlearndiffatk"]
+    assert RingABell.from_args({}).budget() == {"generations": 3000, "population": 200}
+    assert UnlearnDiffAtk.from_args({}).budget() == {"timesteps": 50, "iterations": 40}

@@ -1,0 +1,87 @@
+"""`erasebench sweep`: a grid of runs through submitit's local executor on the shapes model, a finished cell
+never run again, one leaderboard over every cell, and a bad grid as one line naming the bad key."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+GRID = {"name": "tiny", "methods": ["none", {"name": "negprompt"}], "suites": ["shapes"], "run": {"limit": 4}, "slurm": {"time": 20}}
+
+
+def write_grid(tmp_path, **changes):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({**GRID, **changes}))
+    return path
+
+
+def test_sweep_submitit_local_then_cached(cli, tmp_path):
+    pytest.importorskip("submitit")
+    grid, out = write_grid(tmp_path), tmp_path / "runs"
+    code, stdout, stderr = cli("sweep", grid, "--out", out, "--executor", "submitit-local")
+    assert code == 0, stderr
+    status = json.loads((out / "sweeps" / "tiny" / "sweep.json").read_text())
+    assert [c["status"] for c in status["cells"]] == ["done", "done"]
+    assert all(c["job_id"] for c in status["cells"])
+    assert list((out / "sweeps" / "tiny" / "jobs").glob("*_0_log.err"))  # submitit ran each cell as a job
+    run_names = [c["run_name"] for c in status["cells"]]
+    for name in run_names:
+        assert json.loads((out / "runs" / name / "results.json").read_text())["run_name"] == name
+    rows = [line for line in stdout.splitlines() if line.startswith("| ") and "[shapes]" in line]
+    assert len(rows) == 2 and rows[0].startswith("| negprompt") and rows[1].startswith("| none")
+    assert "shapes/shapes_oracle.esr_1" in stdout
+    assert (out / "sweeps" / "tiny" / "leaderboard.md").read_text().strip() == stdout.strip()
+    videos = sorted(p.stat().st_mtime_ns for p in (out / "videos").rglob("*.mkv"))
+
+    # the same grid again: both cells finished, nothing runs, the same leaderboard
+    code, again, stderr = cli("sweep", grid, "--out", out)
+    assert code == 0, stderr
+    assert stderr.count("cached") == 2 and "0 to run" in stderr
+    assert again == stdout
+    assert sorted(p.stat().st_mtime_ns for p in (out / "videos").rglob("*.mkv")) == videos
+    status = json.loads((out / "sweeps" / "tiny" / "sweep.json").read_text())
+    assert [c["status"] for c in status["cells"]] == ["cached", "cached"]
+
+
+def test_grid_axes_expand(tmp_path):
+    from benchmark.sweep import expand, load_grid
+
+    grid = load_grid(write_grid(
+        tmp_path, methods=["none", {"name": "negprompt", "grid": {"negative_prompt": ["a", "b"]}}],
+        concepts=[None, "circle", ["cross", "square"]],
+    ))
+    cells = expand(grid)
+    assert len(cells) == 3 * 3
+    assert {c.spec.eraser.name for c in cells} == {"none", "negprompt"}
+    assert {c.spec.eraser.args.get("negative_prompt") for c in cells} == {None, "a", "b"}
+    assert {c.spec.concepts for c in cells} == {(), ("circle",), ("cross", "square")}
+    assert all(c.spec.limit == 4 and c.spec.model == "shapes" for c in cells)
+
+
+@pytest.mark.parametrize(
+    "changes, needle",
+    [
+        ({"methds": ["none"]}, "unknown key 'methds'"),
+        ({"methods": []}, "methods"),
+        ({"executor": "k8s"}, "executor 'k8s'"),
+        ({"slurm": {"partiton": "gpu"}}, "unknown key 'slurm.partiton'"),
+        ({"slurm": {"tasks_per_node": 0}}, "slurm.tasks_per_node 0"),
+        ({"methods": [{"name": "none", "agrs": {}}]}, "unknown key 'methods.0.agrs'"),
+        ({"run": {"suite": "shapes"}}, "run.suite is set by the grid's axes"),
+        ({"methods": ["no-such-eraser"]}, "grid cell method=no-such-eraser suite=shapes"),
+        ({"run": {"limit": 0}}, "grid cell method=none suite=shapes: --limit 0"),
+    ],
+)
+def test_bad_grid_is_one_line(changes, needle, cli, tmp_path):
+    out = tmp_path / "runs"
+    code, stdout, stderr = cli("sweep", write_grid(tmp_path, **changes), "--out", out)
+    assert code == 2, stderr
+    assert stderr.startswith("error: ") and stderr.count("\n") == 1 and needle in stderr, stderr
+    assert not out.exists()
+
+
+def test_bad_executor_option(cli, tmp_path):
+    code, _, stderr = cli("sweep", write_grid(tmp_path), "--out", tmp_path / "runs", "--executor", "ray")
+    assert code == 2 and "--executor 'ray' is not allowed" in stderr
