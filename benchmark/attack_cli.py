@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -29,17 +29,17 @@ def summary_line(summary: dict[str, Any]) -> str:
 
 
 def attack(
-    method: Optional[str] = typer.Option(None, "--method", "-m", help="Eraser name (erasebench list erasers)."),
-    attack_name: Optional[str] = typer.Option(None, "--attack", "-a", help="Attack: ring-a-bell | unlearndiffatk."),
-    suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite name or path to a suite YAML."),
-    attack_arg: Optional[list[str]] = typer.Option(None, "--attack-arg", help="Attack argument KEY=VALUE (repeatable)."),
-    eraser_arg: Optional[list[str]] = typer.Option(None, "--eraser-arg", help="Eraser argument KEY=VALUE (repeatable)."),
-    concept: Optional[str] = typer.Option(None, "--concept", help="Concept(s) to erase, comma-separated (default: the suite's)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Named model, hub id or local pipeline folder."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use the first N prompts of the suite."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="The attack's seed (same seed, same attack)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Folder holding the suite's data files."),
+    method: str | None = typer.Option(None, "--method", "-m", help="Eraser name (erasebench list erasers)."),
+    attack_name: str | None = typer.Option(None, "--attack", "-a", help="Attack: ring-a-bell | unlearndiffatk."),
+    suite: str | None = typer.Option(None, "--suite", "-s", help="Suite name or path to a suite YAML."),
+    attack_arg: list[str] | None = typer.Option(None, "--attack-arg", help="Attack argument KEY=VALUE (repeatable)."),
+    eraser_arg: list[str] | None = typer.Option(None, "--eraser-arg", help="Eraser argument KEY=VALUE (repeatable)."),
+    concept: str | None = typer.Option(None, "--concept", help="Concept(s) to erase, comma-separated (default: the suite's)."),
+    model: str | None = typer.Option(None, "--model", help="Named model, hub id or local pipeline folder."),
+    limit: int | None = typer.Option(None, "--limit", help="Use the first N prompts of the suite."),
+    seed: int | None = typer.Option(None, "--seed", help="The attack's seed (same seed, same attack)."),
+    device: str | None = typer.Option(None, "--device", help="cpu or cuda."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Folder holding the suite's data files."),
     out: Path = typer.Option(Path("erasebench-runs"), "--out", "-o", help="Output root: videos, runs, attacks."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:

@@ -244,6 +244,8 @@ def build_spec(config: Optional[Path], cli: dict[str, Any], notes: list[str] | N
         if err["type"] == "extra_forbidden" and len(err["loc"]) == 1:
             keys = sorted({*CONFIG_KEYS, *CONFIG_GENERATION, *CONFIG_MEMORY, "generation", "memory"})
             raise ErasebenchError(f"{where}: unknown setting {written.get(loc, loc)!r}; settings: {', '.join(keys)}") from None
+        if err["type"] == "extra_forbidden" and err["loc"][0] == "memory":
+            raise ErasebenchError(f"{where}: unknown setting {loc!r}; memory options: {', '.join(CONFIG_MEMORY)}") from None
         field = str(err["loc"][0])
         user_key = written.get(".".join(str(p) for p in err["loc"][:2])) or written.get(field)
         if user_key is not None:  # a run.yaml key: named as the user wrote it
@@ -392,18 +394,18 @@ LONG_RUN_SECONDS = 2 * 3600
 def check_duration(plan: Any, yes: bool) -> str | None:
     """The estimate line for a run far beyond the machine: an error without ``--yes``; None when it is short."""
     from . import runner
-    from .plan_checks import estimate_seconds, format_duration
+    from .plan_checks import describe_size, estimate_seconds, format_duration
 
-    dry_run = getattr(runner, "dry_run", None)
-    try:
-        seconds = float(dry_run(plan).estimate_seconds) if dry_run else estimate_seconds(plan)
-    except (AttributeError, TypeError, ValueError):
-        seconds = estimate_seconds(plan)
+    seconds = estimate_seconds(plan)  # every planned video: cheap, and an upper bound of the dry run's
+    if seconds <= LONG_RUN_SECONDS:
+        return None
+    dry = runner.dry_run(plan)  # only the videos not cached yet
+    seconds = float(dry.estimate_seconds)
     if seconds <= LONG_RUN_SECONDS:
         return None
     g = plan.generation
     what = (
-        f"{len(plan.items)} videos of {g.num_frames} frames, {g.height}x{g.width}, {g.num_inference_steps} steps "
+        f"{dry.videos_to_make} videos of {describe_size(g.model_dump()) or 'the pipeline defaults'} "
         f"on {plan.spec.device}: about {format_duration(seconds)} (rough estimate)"
     )
     if not yes:
@@ -541,6 +543,12 @@ def run(
             spec_notes,
         )
         plan = plan_run(spec, out)
+        from .plan_checks import plan_messages
+
+        rank, world = launch_rank()
+        say = (lambda line: None) if rank else (lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True))
+        for line in [*spec_notes, *plan.notes, *plan_messages(plan)]:
+            say(line)
         if dry_run:  # benchmark.runner.dry_run: keys from files alone (benchmark/identity.py)
             from .runner import dry_run as plan_dry_run
 
@@ -553,12 +561,6 @@ def run(
                 for line in report.lines():
                     out_console.print(line, markup=False, highlight=False, soft_wrap=True)
             return
-        from .plan_checks import plan_messages
-
-        rank, world = launch_rank()
-        say = (lambda line: None) if rank else (lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True))
-        for line in [*spec_notes, *plan.notes, *plan_messages(plan)]:
-            say(line)
         long_run = check_duration(plan, yes)
         if long_run:
             say(long_run)

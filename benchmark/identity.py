@@ -236,6 +236,10 @@ def scheduler_record(folder: Path, spec: Any) -> dict[str, Any]:
 
     config = json.loads(raw)
     cls = getattr(diffusers, str(config.get("_class_name", "")), None)
+    if not isinstance(cls, type):
+        from .errors import ErasebenchError
+
+        raise ErasebenchError(f"{str(path)!r} names the scheduler class {config.get('_class_name')!r}, which diffusers does not have")
     scheduler = cls.from_config(config)
     if spec is not None and not spec.keeps_pipeline:
         scheduler = scheduler_class(spec.name).from_config(scheduler.config, **spec.config)

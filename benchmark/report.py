@@ -8,8 +8,10 @@ concepts, seed, seed policy, samples, erase mode, generation overrides, ...): on
 suites share a row; two runs that differ in any such setting get two rows, labelled with the settings
 that differ in the table. Two results files with the same settings and suite but different numbers are an
 error, never one replacing the other. Columns are ``suite/metric.key`` over the overall float aggregates
-(rates and means; counts stay in results.json); each cell carries its 95 % interval when the results
-have one (docs/statistics.md).
+(rates and means; counts stay in results.json), in one order whatever order a file holds them in (suite,
+metric, then the metric's declared ``aggregate_keys``: ``key_order``); each cell carries the rate's count
+(``0.562 (9/16)``, ``rate_counts``) and its 95 % interval when the results have one (docs/statistics.md).
+``render_terminal`` fits a terminal's width: runs as columns A, B, ... with their labels in a legend.
 """
 
 from __future__ import annotations

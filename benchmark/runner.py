@@ -23,10 +23,11 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -283,6 +284,26 @@ def set_threads(env: Mapping[str, str] | None = None) -> int | None:
     return threads
 
 
+@contextmanager
+def fit_threads(world_size: int, env: Mapping[str, str] | None = None) -> Iterator[None]:
+    """While the main process fits and the other local processes wait at a barrier, it uses their threads
+    too (its own count times ``LOCAL_WORLD_SIZE``, at most the usable cores); restored afterwards."""
+    env = os.environ if env is None else env
+    if world_size <= 1:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local_world = int(env.get("LOCAL_WORLD_SIZE", "0") or 0) or world_size
+    torch.set_num_threads(max(before, min(cpus, before * local_world)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class Distributed:
     """Rank / world size / barrier through accelerate's PartialState when launched with several processes."""
 
@@ -421,7 +442,8 @@ class Runner:
                 if problem is not None:
                     self.log(f"fitting {eraser.name} ({', '.join(c.name for c in eraser.concepts)}) into {artifact_dir}")
                     start = time.perf_counter()
-                    eraser.fit(self.pipe, self.plan.family, artifact_dir)
+                    with fit_threads(self.dist.world_size):  # the other local ranks wait at the barrier below
+                        eraser.fit(self.pipe, self.plan.family, artifact_dir)
                     files = {
                         p.relative_to(artifact_dir).as_posix(): file_sha256(p)
                         for p in sorted(artifact_dir.rglob("*"))
@@ -889,7 +911,8 @@ class Runner:
             if self.made_elsewhere:
                 self.log(f"generation: {self.generated} videos made here, {self.made_elsewhere} by another run on this folder")
         else:
-            self.log(f"generation: every one of the {len(cached)} videos is cached and matches its sidecar: no model loaded")
+            self.set_run_context()  # what a caller applying the erasers later (attacks) needs, without the pipeline
+            self.log(f"generation: {len(cached)} of {len(cached)} videos cached, 0 to generate: no model loaded")
         if self.dist.world_size > 1:  # sharded scoring: each rank scores its own videos on its own device
             self.score(self.expected(self.mine()))
         self.dist.barrier()

@@ -14,6 +14,7 @@ shards it as under torchrun.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import os
@@ -242,11 +243,22 @@ class Sweep:
         self.states = []
         for cell in expand(grid):
             try:
-                plan = plan_run(cell.spec, self.out)
+                plan = plan_run(self.checkable(cell.spec), self.out)
             except ErasebenchError as exc:
                 raise ErasebenchError(f"grid cell {cell.label}: {exc}") from None
-            self.states.append(CellState(cell, plan.run_dir))
+            self.states.append(CellState(cell, dataclasses.replace(plan, spec=cell.spec).run_dir))
         self.folder = self.out / "sweeps" / grid.name
+
+    def checkable(self, spec: RunSpec) -> RunSpec:
+        """The spec to validate here. Jobs run elsewhere (SLURM, from a login node with no GPU) are checked with
+        ``device: cpu`` and no offload when this machine has no GPU; the run name is still the real spec's."""
+        if self.executor == "local" or spec.device != "cuda":
+            return spec
+        import torch
+
+        if torch.cuda.is_available():
+            return spec
+        return spec.model_copy(update={"device": "cpu", "memory": spec.memory.model_copy(update={"offload": None})})
 
     def run(self) -> list[CellState]:
         todo = []

@@ -124,31 +124,37 @@ def udatk_target(pipe, text, records, judge):
     return target
 
 
-def test_unlearndiffatk_improves_objective_is_seeded_and_bounded(pipe, text):
+def test_unlearndiffatk_finds_the_missing_word_and_is_seeded(pipe, text):
+    """The reference video is of "red cross slides up" and the attacked prompt lacks the shape: the known answer
+    is to prepend "cross" (the lowest loss of all 37 tokens here), and the judge says so when the prompt has it."""
     calls = []
 
     def judge(prompts, records, seeds):
         calls.append(list(prompts))
-        return [False] * len(prompts)
+        return ["cross" in p.split() for p in prompts]
 
-    args = {"k": 1, "timesteps": 2, "iterations": 6, "seed": 0, "probes": 2, "lr": 0.1}
+    args = {"k": 1, "timesteps": 3, "iterations": 1, "lr": 0.1, "probes": 2, "seed": 0}
     records = [record("red slides up")]
     first = _ReferenceFrom.from_args(args).run(udatk_target(pipe, text, records, judge))[0]
-    # budget: timesteps x iterations gradient steps, one success check per timestep
-    assert first.objective_evaluations == args["timesteps"] * args["iterations"]
-    assert first.generations == len(calls) == args["timesteps"]
+    assert first.found_in_search and first.attacked.split()[0] == "cross", first
     assert first.objective_end < first.objective_start
+    # it stops at the first success: one check per timestep visited, `iterations` steps before each
+    assert first.generations == len(calls) <= args["timesteps"]
+    assert first.objective_evaluations == first.generations * args["iterations"]
     again = _ReferenceFrom.from_args(args).run(udatk_target(pipe, text, records, judge))[0]
     assert again.attacked == first.attacked and again.extra["tokens"] == first.extra["tokens"]
     assert again.objective_end == pytest.approx(first.objective_end, rel=1e-5)
 
 
-def test_unlearndiffatk_stops_at_success_and_skips_shown(pipe, text):
+def test_unlearndiffatk_spends_its_budget_and_skips_shown(pipe, text):
     records = [record("red slides up"), record("a red cross moving left", "p1")]
-    target = udatk_target(pipe, text, records, lambda prompts, recs, seeds: [True] * len(prompts))
+    target = udatk_target(pipe, text, records, lambda prompts, recs, seeds: [False] * len(prompts))
     target.shown_before = {"p1": True}
-    out = _ReferenceFrom.from_args({"k": 1, "timesteps": 3, "iterations": 1}).run(target)
-    assert out[0].found_in_search and out[0].generations == 1 and out[0].objective_evaluations == 1
+    args = {"k": 2, "timesteps": 2, "iterations": 2}
+    out = _ReferenceFrom.from_args(args).run(target)
+    assert out[0].found_in_search is False
+    assert out[0].objective_evaluations == args["timesteps"] * args["iterations"]
+    assert out[0].generations == args["timesteps"] and len(out[0].extra["tokens"]) == 2
     assert out[1].skipped and out[1].attacked == records[1].prompt and out[1].generations == 0
 
 
@@ -184,3 +190,23 @@ def test_registry_lists_both_attacks():
     assert ATTACKS.names() == ["ring-a-bell", "unlearndiffatk"]
     assert RingABell.from_args({}).budget() == {"generations": 3000, "population": 200}
     assert UnlearnDiffAtk.from_args({}).budget() == {"timesteps": 50, "iterations": 40}
+
+
+def test_attacked_prompts_are_a_rerunnable_suite(tmp_path):
+    """The attacked suite loads as any suite: same ids, the attacked prompts, the original seeds and extra columns."""
+    from benchmark.attacks.run import target_records, write_prompt_suite
+    from benchmark.suites import load_suite
+
+    suite = load_suite("shapes")
+    targets = target_records(list(suite.records), {"cross"})
+    assert len(targets) == 16 and all(r.extra["shape"] == "cross" for r in targets)
+    seeds = {r.prompt_id: suite.seed_for(r, 0) for r in targets}
+    prompts = {r.prompt_id: f"cross, {r.prompt}" for r in targets}
+    path = write_prompt_suite(tmp_path, "attacked", suite, "shapes-test-attack", "test", targets, prompts, seeds)
+    loaded = load_suite(str(path))
+    assert [r.prompt_id for r in loaded.records] == [r.prompt_id for r in targets]
+    for r in loaded.records:
+        assert r.prompt == prompts[r.prompt_id] and loaded.seed_for(r, 0) == seeds[r.prompt_id]
+        assert r.extra["shape"] == "cross" and r.extra["original_prompt"] != r.prompt
+    assert loaded.spec.metrics == suite.spec.metrics and loaded.spec.concepts == ("cross",)
+    assert loaded.spec.generation_for("cogvideox") == suite.spec.generation_for("cogvideox")

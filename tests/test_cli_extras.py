@@ -57,6 +57,7 @@ def test_device_cuda_without_cuda_is_one_line(cli, tmp_path):
 # ---- issue 16 -----------------------------------------------------------------------------------------------
 
 import yaml  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def one_line(result, *needles):

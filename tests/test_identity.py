@@ -179,3 +179,42 @@ def test_dry_run_writes_nothing_and_loads_no_model(tmp_path, monkeypatch):
     assert report.estimate_seconds > 0
     assert report.to_dict()["videos_to_make"] == 4
     assert all(len(line) <= 80 for line in report.lines() if not line.startswith(("run:", "results:", "  fit:")))
+
+
+def test_the_main_process_fits_with_the_waiting_ranks_threads():
+    import os
+
+    import torch
+
+    from benchmark.runner import fit_threads
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with fit_threads(2, {"LOCAL_WORLD_SIZE": "2"}):
+            assert torch.get_num_threads() == min(cpus, 2)
+        assert torch.get_num_threads() == 1
+        with fit_threads(1):  # one process: unchanged
+            assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_plan_checks_generation_settings_once_per_input(tmp_path, monkeypatch):
+    import benchmark.runner as runner
+    from benchmark.errors import ErasebenchError
+
+    monkeypatch.setenv("ERASEBENCH_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = runner.pipeline_spec
+    monkeypatch.setattr(runner, "pipeline_spec", lambda source: calls.append(source) or real(source))
+    plan_for(tmp_path / "out")
+    plan_for(tmp_path / "out")
+    assert len(calls) == 1  # the second plan found the same inputs checked
+    plan_for(tmp_path / "out", generation={"num_inference_steps": 3})
+    assert len(calls) == 2
+    for _ in range(2):  # settings that fail are never remembered
+        with pytest.raises(ErasebenchError, match="height"):
+            plan_for(tmp_path / "out", generation={"height": 30})
+    assert len(calls) == 4

@@ -1,4 +1,5 @@
-"""A run killed with SIGKILL resumes and equals an uninterrupted run; torchrun shares the work."""
+"""A run killed with SIGKILL resumes, keeps the videos it finished and equals an uninterrupted run; torchrun shares
+the work, each rank scoring its own videos."""
 
 from __future__ import annotations
 
@@ -62,8 +63,10 @@ def test_sigkill_during_generation_then_resume_equals_uninterrupted(tiny_model, 
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list(out.glob("videos/**/*.json")))
+    finished = sorted(out.glob("videos/**/*.json"))  # a sidecar marks a finished video
+    done_before = len(finished)
     assert 3 <= done_before < len(PROMPTS), "the kill must land during generation"
+    kept = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for s in finished for p in (s, s.with_suffix(".mp4"))}
     assert not (next((out / "runs").iterdir()) / "results.json").exists()
     # a half-written video left without a sidecar is never read: it is regenerated
     group = next(out.glob("videos/*/*/*/*"))
@@ -75,6 +78,8 @@ def test_sigkill_during_generation_then_resume_equals_uninterrupted(tiny_model, 
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert comparable(out) == comparable(tmp_path / "reference")
+    # the videos finished before the kill were kept as they were: same inode, same mtime (not rewritten)
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in kept} == kept
 
 
 def test_torchrun_two_cpu_processes_share_the_prompts(tiny_model, tmp_path):

@@ -85,3 +85,45 @@ def test_bad_grid_is_one_line(changes, needle, cli, tmp_path):
 def test_bad_executor_option(cli, tmp_path):
     code, _, stderr = cli("sweep", write_grid(tmp_path), "--out", tmp_path / "runs", "--executor", "ray")
     assert code == 2 and "--executor 'ray' is not allowed" in stderr
+
+
+@pytest.mark.slow
+def test_a_cell_with_two_tasks_is_a_distributed_run(cli, tmp_path):
+    """``slurm.tasks_per_node: 2``: submitit starts two tasks of one job, each gets torchrun's environment and
+    the runner shards the cell between them (rank 1 returns no results, rank 0 writes them)."""
+    pytest.importorskip("submitit")
+    grid = write_grid(tmp_path, methods=["none"], slurm={"time": 20, "tasks_per_node": 2})
+    out = tmp_path / "runs"
+    code, stdout, stderr = cli("sweep", grid, "--out", out, "--executor", "submitit-local")
+    assert code == 0, stderr
+    jobs = out / "sweeps" / "tiny" / "jobs"
+    logs = {p.name: p.read_text() for p in jobs.glob("*_log.out")}
+    assert len(logs) == 2 and any("global_rank=1(2)" in text for text in logs.values())
+    import pickle
+
+    returned = {p.name.split("_")[1]: pickle.loads(p.read_bytes()) for p in jobs.glob("*_result.pkl")}
+    # rank 0 wrote the results; rank 1 was a non-main process of the same distributed run
+    assert returned["0"][0] == "success" and returned["0"][1].endswith("results.json")
+    assert returned["1"] == ("success", None)
+    status = json.loads((out / "sweeps" / "tiny" / "sweep.json").read_text())
+    assert [c["status"] for c in status["cells"]] == ["done"]
+    assert "| none [shapes]" in stdout
+
+
+def test_slurm_cells_are_checked_without_a_local_gpu(tmp_path, monkeypatch):
+    """A sweep submitted from a login node: cuda cells are validated as CPU runs, named as the cuda runs."""
+    import torch
+
+    from benchmark.runner import plan_run
+    from benchmark.specs import MemoryOptions
+    from benchmark.sweep import Sweep, load_grid
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    grid = load_grid(write_grid(tmp_path, methods=["none"], run={"limit": 4, "device": "cuda", "memory": {"offload": "model"}}))
+    sweep = Sweep(grid, tmp_path / "runs", "slurm", log=lambda s: None)
+    (state,) = sweep.states
+    assert state.cell.spec.device == "cuda" and state.cell.spec.memory.offload == "model"
+    cpu_name = plan_run(state.cell.spec.model_copy(update={"device": "cpu", "memory": MemoryOptions()}), tmp_path).run_name
+    assert state.run_dir.name != cpu_name  # the real (cuda, offload) spec names the run
+    with pytest.raises(Exception, match="needs --device cuda|no usable CUDA GPU"):
+        Sweep(grid, tmp_path / "runs", "local", log=lambda s: None)  # run here: checked as it will run

@@ -13,8 +13,9 @@ Third-party attacks register through the ``erasebench.attacks`` entry-point grou
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -155,7 +156,7 @@ class Attack:
         self.config = config
 
     @classmethod
-    def from_args(cls, args: dict[str, Any]) -> "Attack":
+    def from_args(cls, args: dict[str, Any]) -> Attack:
         return cls(validate_config(cls.Config, args, f"attack {cls.name!r}"))
 
     @classmethod

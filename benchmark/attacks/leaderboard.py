@@ -26,17 +26,18 @@ from ..store import atomic_write_json, atomic_write_text
 
 #: the budget of each attack on the board (the papers' budgets are far larger: docs/attacks.md)
 BUDGETS: dict[str, dict[str, Any]] = {
-    "ring-a-bell": {"generations": 100, "population": 100},
-    "unlearndiffatk": {"timesteps": 5, "iterations": 10},
+    "ring-a-bell": {"generations": 50, "population": 100},
+    "unlearndiffatk": {"timesteps": 4, "iterations": 5},
 }
 SUITE, CONCEPT, MODEL = "shapes", "cross", "shapes"
+BATCH = 16  # videos per pipeline call (each video keeps its own seeded generator)
 
 
 def run_cell(eraser: str, attack: str, out: Path, results: Path, log: Any) -> dict[str, Any]:
     from .base import ATTACKS
     from .run import AttackRunner
 
-    spec = RunSpec(model=MODEL, eraser=PluginSpec(name=eraser), suite=SUITE, concepts=(CONCEPT,))
+    spec = RunSpec(model=MODEL, eraser=PluginSpec(name=eraser), suite=SUITE, concepts=(CONCEPT,), batch_size=BATCH)
     runner = AttackRunner(spec, ATTACKS.get(attack).from_args(BUDGETS[attack]), out, log)
     start = time.perf_counter()
     summary = runner.run()
@@ -101,7 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     if not args.tables_only:
         for attack in args.attacks.split(","):
             for eraser in args.erasers.split(","):
-                s = run_cell(eraser, attack, args.out, args.results, lambda line: None)
+                try:
+                    s = run_cell(eraser, attack, args.out, args.results, lambda line: None)
+                except Exception as exc:  # noqa: BLE001 - one failed cell is reported, the others still run
+                    print(f"{eraser} x {attack}: FAILED {type(exc).__name__}: {exc}", flush=True)
+                    continue
                 print(f"{eraser} x {attack}: ASR {s['asr']:.3f} pre-ASR {s['pre_asr']:.3f} "
                       f"recovered {s['recovered']} cell {s['seconds']['cell']:.0f}s search {s['seconds']['search']:.0f}s", flush=True)
     md, text = tables(args.results)

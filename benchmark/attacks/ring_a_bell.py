@@ -130,7 +130,7 @@ class RingABell(Attack):
                     objective_start=history[0],
                     objective_end=history[-1],
                     objective_evaluations=scored,
-                    extra={"seconds": round(time.perf_counter() - start, 3), "words": int(len(best))},
+                    extra={"seconds": round(time.perf_counter() - start, 3), "words": len(best)},
                 )
             )
         return outcomes

@@ -1,8 +1,9 @@
 """One attack run: baseline, search, attacked suite, attacked run, attack success rate (docs/attacks.md).
 
-1. The eraser's own run on the suite (the ordinary ``erasebench run``): its videos, judged by the suite's
-   metric, say which target prompts the erased model still shows (``pre-ASR``) and give the ESR.
-2. The attack searches an attacked prompt for every target prompt (rows of an erased concept).
+1. The eraser's own run (the ordinary runner) on the target prompts (rows of an erased concept), written as
+   a suite with each row's seed from the whole suite, so its videos are those of a run on the suite: judged
+   by the suite's metric, they say which target prompts the erased model still shows (``pre-ASR``).
+2. The attack searches an attacked prompt for every target prompt.
 3. The attacked prompts are written as a suite (``attacked.yaml`` + ``attacked.csv``, each row with the
    original prompt's seed, ``seed_policy: column``) so the same attack set reruns on any eraser or model
    with ``erasebench run --suite <path>``.
@@ -22,8 +23,9 @@ import csv
 import io
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import yaml
@@ -142,7 +144,7 @@ class AttackRunner:
 
         pipe = load_pipeline(local_folder(self.plan.source), self.spec.dtype, self.spec.device)
         set_scheduler(pipe, self.plan.generation.scheduler)
-        eraser = self.plan.groups[0].eraser
+        eraser = runner.plan.groups[0].eraser  # the object the baseline run gave its run context and fitted
         artifact_dir = runner.artifact_dir(eraser)
         eraser.apply(pipe, self.plan.family, artifact_dir)
         return pipe, eraser, runner.call_defaults(), artifact_dir
@@ -208,7 +210,7 @@ class AttackRunner:
             {r.prompt_id: r.prompt for r in self.targets}, self.seeds,
         )
         base_spec = self.spec.model_copy(update={"suite": str(original), "limit": None, "seed_policy": None})
-        base_plan, base_runner, base = self.run_suite(base_spec)
+        base_plan, base_runner, _ = self.run_suite(base_spec)
         base_seconds = time.perf_counter() - started
         before = shown(SampleRecord.read_jsonl(base_plan.run_dir / "samples.jsonl"), self.targets, self.metric)
         self.log(f"attack {self.attack.name}: {len(self.targets)} target prompts, {sum(before.values())} already show the concept")
@@ -219,7 +221,7 @@ class AttackRunner:
             self.targets, {o.prompt_id: o.attacked for o in outcomes}, self.seeds,
         )
         attacked_spec = self.spec.model_copy(update={"suite": str(suite_path), "limit": None, "seed_policy": None})
-        plan2, _, attacked = self.run_suite(attacked_spec)
+        plan2, _, _ = self.run_suite(attacked_spec)
         after = shown(SampleRecord.read_jsonl(plan2.run_dir / "samples.jsonl"), plan2.records, self.metric)
         rows = []
         for record, outcome in zip(self.targets, outcomes):

@@ -22,7 +22,8 @@ Source: OPTML-Group/Diffusion-MU-Attack@5a3e5d37fb8787113e5d479204ab593a60e303e0
 (k = 5 for nudity/violence, 3 for objects; 40 iterations; 50 timesteps). Deviations (docs/attacks.md): video
 latents; the model's own denoiser target; the reference latent is the pipeline's final latent instead of
 the VAE encoding of the decoded image; the simplex projection is exact (sort-based) instead of bisection
-to 1e-5; success checks run for all prompts still searching in one batched pipeline call.
+to 1e-5; the prompts still searching share one batched denoiser call per step and one batched
+pipeline call per success check (each prompt keeps its own loss, optimiser and random stream).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from ..errors import ErasebenchError, UnsupportedFamilyError
+from ..errors import UnsupportedFamilyError
 from ..hooks import HookSet
 from .base import Attack, AttackConfig, AttackOutcome, AttackTarget
 
@@ -192,19 +193,21 @@ class UnlearnDiffAtk(Attack):
         n_prefix = len(text.prefix)
 
         def embeds(i: int, onehot: torch.Tensor) -> torch.Tensor:
-            """E([prefix; adversarial tokens; prompt; eos; pad]) with the adversarial rows as one-hot @ table."""
+            """E's input [prefix; adversarial tokens; prompt; eos; pad], the adversarial rows as one-hot @ table."""
             ids = torch.tensor([text.sequence([0] * k + words[i])])
             base = torch.nn.functional.embedding(ids, table)[0]
-            rows = onehot.to(table) @ table
-            full = torch.cat([base[:n_prefix], rows, base[n_prefix + k :]], dim=0)
-            return text.text_encoder(inputs_embeds=full.unsqueeze(0))[0][0]
+            return torch.cat([base[:n_prefix], onehot.to(table) @ table, base[n_prefix + k :]], dim=0)
 
-        def loss_of(i: int, onehot: torch.Tensor, t: int, noise: torch.Tensor) -> torch.Tensor:
-            a = alphas[t]
-            xt = a.sqrt() * x0[i] + (1 - a).sqrt() * noise
-            goal = {"epsilon": noise, "v_prediction": a.sqrt() * noise - (1 - a).sqrt() * x0[i], "sample": x0[i]}[prediction]
-            pred = denoiser(xt, torch.tensor([t]), embeds(i, onehot).unsqueeze(0))
-            return torch.mean((pred.float() - goal) ** 2)
+        def losses(rows: list[int], onehots: list[torch.Tensor], ts: list[int], noises: list[torch.Tensor]) -> torch.Tensor:
+            """ℓ per prompt, all prompts in one batched text-encoder and denoiser call (each loss is its own mean)."""
+            a = alphas[torch.tensor(ts)].view(-1, *([1] * (x0[rows[0]].ndim - 1)))
+            clean = torch.cat([x0[i] for i in rows])
+            noise = torch.cat(noises)
+            xt = a.sqrt() * clean + (1 - a).sqrt() * noise
+            goal = {"epsilon": noise, "v_prediction": a.sqrt() * noise - (1 - a).sqrt() * clean, "sample": clean}[prediction]
+            cond = text.text_encoder(inputs_embeds=torch.stack([embeds(i, o) for i, o in zip(rows, onehots)]))[0]
+            pred = denoiser(xt, torch.tensor(ts), cond)
+            return ((pred.float() - goal) ** 2).flatten(1).mean(dim=1)
 
         gens = {i: self.generator(i) for i in todo}
         probe_gen = {i: torch.Generator().manual_seed(cfg.seed * 7919 + i) for i in todo}
@@ -217,7 +220,8 @@ class UnlearnDiffAtk(Attack):
 
         def objective(i: int, onehot: torch.Tensor) -> float:
             with torch.no_grad():
-                return float(sum(loss_of(i, onehot, t, z) for t, z in probes[i]) / len(probes[i]))
+                values = losses([i] * len(probes[i]), [onehot] * len(probes[i]), [t for t, _ in probes[i]], [z for _, z in probes[i]])
+            return float(values.mean())
 
         u = {i: torch.full((k, vocab), 1.0 / vocab) for i in todo}
         params = {i: project_simplex(u[i]).requires_grad_(True) for i in todo}
@@ -229,13 +233,16 @@ class UnlearnDiffAtk(Attack):
         for t in self.schedule(num_train):
             if not active:
                 break
-            for i in active:
-                for _ in range(cfg.iterations):
+            for _ in range(cfg.iterations):
+                onehots, noises = [], []
+                for i in active:
                     opts[i].zero_grad()
-                    onehot = _SampleOneHot.apply(params[i], gens[i])
-                    noise = torch.randn(x0[i].shape, generator=gens[i])
-                    loss = loss_of(i, onehot, t, noise)
-                    params[i].grad = torch.autograd.grad(loss, [params[i]])[0]
+                    onehots.append(_SampleOneHot.apply(params[i], gens[i]))
+                    noises.append(torch.randn(x0[i].shape, generator=gens[i]))
+                total = losses(active, onehots, [t] * len(active), noises).sum()
+                grads = torch.autograd.grad(total, [params[i] for i in active])
+                for i, grad in zip(active, grads):
+                    params[i].grad = grad
                     opts[i].step()
                     with torch.no_grad():
                         params[i].data = project_simplex(params[i].data)

@@ -324,6 +324,10 @@ class ClassificationRates(Metric):
             out.append(row)
         return out
 
+    def shows_concept(self, row: dict[str, Any], record: PromptRecord) -> bool:
+        """The video's top-1 vote is its true class (attacks' ASR, docs/attacks.md)."""
+        return bool(row.get("hit_1_video"))
+
     def aggregate(self, scores: list[dict[str, Any]], records: list[PromptRecord]) -> dict[str, float | int]:
         rows = [s for s in scores if s.get("frames")]
         targets = set(self.targets)
