@@ -38,8 +38,8 @@ from .errors import ArtifactError, ErasebenchError
 from .metrics.base import METRICS, Metric, MetricContext, ScoredVideo, check_scores
 from .models.base import ModelFamily, check_generation
 from .models.loading import (
-    ModelSource, check_memory_options, check_scheduler, detect_family, folder_hashes, load_pipeline, local_folder, model_fingerprint,
-    pipeline_spec, resolve_model, scheduler_record, set_scheduler,
+    ModelSource, check_memory_options, check_scheduler, detect_family, load_pipeline, pipeline_spec, resolve_model,
+    scheduler_record, set_scheduler,
 )
 from .plan_checks import check_plan
 from .results import RunManifest, RunResult, SampleRecord, VideoSidecar

@@ -32,7 +32,6 @@ import json
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from benchmark import __version__
 
@@ -56,8 +58,6 @@ def test_device_cuda_without_cuda_is_one_line(cli, tmp_path):
 
 # ---- issue 16 -----------------------------------------------------------------------------------------------
 
-import yaml  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 
 def one_line(result, *needles):

@@ -93,8 +93,11 @@ def test_eraser_quality_is_as_recorded_and_separates_from_none(row, baseline, re
     concepts = tuple(entry.match["concepts"])
     mine, nones = target_frames(run, concepts), target_frames(reference, concepts)
     assert len(mine) == now["videos_erased"] and mine.keys() == nones.keys()
-    same = sorted(p for p in mine if np.array_equal(mine[p], nones[p]))
-    assert same == [], f"{row.id}: target videos identical to {REFERENCE}'s: {same}"
+    # its target videos differ from none's in pixels: at least one (an eraser that does nothing fails), and at
+    # least as many as the target videos it erases beyond none's (SAFREE's filter may leave a prompt untouched)
+    changed = sum(not np.array_equal(mine[p], nones[p]) for p in mine)
+    gained = round((now["esr_1"] - reference_esr) * now["videos_erased"])
+    assert changed >= max(1, gained), f"{row.id}: {changed} of {len(mine)} target videos differ from {REFERENCE}'s (ESR-1 gain {gained})"
 
 
 def test_gate_records_honestly_which_rows_separate(baseline):

@@ -27,7 +27,7 @@ from ..store import atomic_write_json, atomic_write_text
 #: the budget of each attack on the board (the papers' budgets are far larger: docs/attacks.md)
 BUDGETS: dict[str, dict[str, Any]] = {
     "ring-a-bell": {"generations": 50, "population": 100},
-    "unlearndiffatk": {"timesteps": 4, "iterations": 5},
+    "unlearndiffatk": {"timesteps": 4, "iterations": 4},
 }
 SUITE, CONCEPT, MODEL = "shapes", "cross", "shapes"
 BATCH = 16  # videos per pipeline call (each video keeps its own seeded generator)
@@ -109,10 +109,15 @@ def main(argv: list[str] | None = None) -> None:
                     continue
                 print(f"{eraser} x {attack}: ASR {s['asr']:.3f} pre-ASR {s['pre_asr']:.3f} "
                       f"recovered {s['recovered']} cell {s['seconds']['cell']:.0f}s search {s['seconds']['search']:.0f}s", flush=True)
-    md, text = tables(args.results)
-    atomic_write_text(args.results / "attack-leaderboard.md", md)
-    atomic_write_text(args.results / "attack-leaderboard.csv", text)
-    print(md)
+                write_tables(args.results)  # after every cell: an interrupted board keeps what it finished
+    print(write_tables(args.results))
+
+
+def write_tables(results: Path) -> str:
+    md, text = tables(results)
+    atomic_write_text(results / "attack-leaderboard.md", md)
+    atomic_write_text(results / "attack-leaderboard.csv", text)
+    return md
 
 
 if __name__ == "__main__":
