@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -435,7 +436,9 @@ class Runner:
         done = artifact_dir / "DONE.json"
         if self.dist.is_main:
             with self.store.lock(artifact_dir.relative_to(self.plan.root).as_posix()):
-                problem = None if self.plan.spec.overwrite == "always" else self.artifact_problem(artifact_dir)
+                if self.plan.spec.overwrite == "always":  # fit again from nothing
+                    shutil.rmtree(artifact_dir, ignore_errors=True)
+                problem = self.artifact_problem(artifact_dir)
                 if problem not in (None, "absent"):
                     moved = self.store.move_aside(artifact_dir)
                     self.note_repair(f"fit artifact {str(artifact_dir)!r} {problem}: moved to {moved.name if moved else '-'}, fitting again")

@@ -175,3 +175,17 @@ def test_a_rerun_imports_neither_torch_nor_diffusers(finished_once):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split()[-2:] == ["False", "False"], "diffusers imported, torch loaded"
+
+
+def test_overwrite_always_fits_the_eraser_again(cli, tmp_path):
+    """--overwrite always on a fitted eraser fits it again (it used to skip the fit and then miss its file)."""
+    args = ["run", "--method", "refusal", "--suite", "shapes", "--limit", "4", "--steps", "2", "-q",
+            "--eraser-arg", "site=text_projection", "--eraser-arg", "steps_recorded=1", "--eraser-arg", "max_pairs=4",
+            "--out", tmp_path]  # fmt: skip
+    code, _, err = cli(*args, "--overwrite", "always")
+    assert code == 0, err
+    done = next(tmp_path.glob("artifacts/**/DONE.json"))
+    first = done.stat().st_mtime_ns
+    code, _, err = cli(*args, "--overwrite", "always")
+    assert code == 0, err
+    assert done.stat().st_mtime_ns != first
