@@ -103,7 +103,7 @@ def test_eraser_quality_is_as_recorded_and_separates_from_none(row, baseline, re
 def test_gate_records_honestly_which_rows_separate(baseline):
     """The recorded separations, from the committed numbers: every shapes-board row beats none by at least one
     target video; on shapes-motion no eraser does (ESR-1 0 like none's) and jointly on cross,square refusal
-    does (0.125 against none's)."""
+    does (0.125 against none's), as does negprompt on shapes-colour (0.438 against 0)."""
     marks = {row.id: entry_of(baseline, row).separation for row in gate_rows()}
     separating = {rid for rid, s in marks.items() if s is not None and s.separates}
     not_separating = {rid for rid, s in marks.items() if s is not None and not s.separates}

@@ -124,10 +124,12 @@ def variants(board: Board) -> list[tuple[str, str, dict[str, Any] | None]]:
 
 #: Gated runs beyond the ``shape`` board, with the eraser's defaults: the two fitted erasers on ``shapes-motion``
 #: (a motion is the concept a single frame cannot show) and refusal on ``cross,square`` jointly (one fit with
-#: several concepts), each with ``none`` on the same board as its reference. The prompt-only erasers on motion,
-#: the colour board and the paraphrases are not gated: each row adds one run to CI (results/shapes/README.md).
+#: several concepts), negprompt on ``shapes-colour`` (the eraser that removes most red), each with ``none`` on the
+#: same board as its reference. The other colour rows and the paraphrases are not gated: each row adds one run
+#: to CI (results/shapes/README.md).
 GATED_EXTRA: tuple[tuple[str, str], ...] = (
     ("motion", REFERENCE), ("motion", "t2vunlearning"), ("motion", "refusal"), ("two-shapes", REFERENCE), ("two-shapes", "refusal"),
+    ("colour", REFERENCE), ("colour", "negprompt"),
 )
 
 
@@ -163,7 +165,7 @@ def write_gate(out: Path) -> None:
         description=(
             "ESR-1 and PSR-1 with the shapes model of every shipped eraser on the shapes suite (cross), with its defaults and "
             "with the shapes args of benchmark/shapes/leaderboard.py SHAPES_ERASER_ARGS, and of the defaults rows GATED_EXTRA "
-            f"names (shapes-motion with up; shapes with cross,square). Two-sided: each entry's tolerances are {TARGET_VIDEOS} "
+            f"names (shapes-motion with up; shapes with cross,square; shapes-colour with red). Two-sided: each entry's tolerances are {TARGET_VIDEOS} "
             f"target video on ESR-1 ({TARGET_VIDEOS}/videos_erased) and {PRESERVE_VIDEOS} preserve videos on PSR-1 "
             f"({PRESERVE_VIDEOS}/videos_preserved). separation: ESR-1 against the {REFERENCE} run of the same board, "
             "separates when at least one target video higher. Regenerate: python -m benchmark.shapes.leaderboard"
