@@ -5,6 +5,8 @@ leaderboards that ``erasebench report`` rebuilds from the committed results file
 
 from __future__ import annotations
 
+from importlib.metadata import version
+
 import json
 import os
 import re
@@ -81,7 +83,9 @@ def test_results_record_versions_device_and_git_sha(main_run):
 
     env = only_results(main_run)["environment"]
     assert env["device"] == "cpu"
-    assert env["packages"]["torch"] == torch.__version__ and env["packages"]["diffusers"] == diffusers.__version__
+    # the installed distributions' versions (a local build tag such as +cu130 is in torch.__version__ only)
+    assert env["packages"]["torch"] == version("torch") and torch.__version__.startswith(version("torch"))
+    assert env["packages"]["diffusers"] == diffusers.__version__
     assert env["packages"]["erasebench"] == __version__ and env["python"] == ".".join(map(str, sys.version_info[:3]))
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode != 0:  # an unpacked sdist: no repository, no SHA
