@@ -6,6 +6,7 @@ Bad input prints one line ``error: ...`` on stderr and exits with code 2, before
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, Optional
 
@@ -71,6 +72,15 @@ def _root(
     ),
 ) -> None:
     """Evaluate concept erasure in text-to-video diffusion models."""
+
+
+def note(line: str, console: Console | None = None) -> None:
+    """One message on stderr. On a terminal it wraps at whole words to the terminal's width (a path or any
+    other word longer than a line stays whole); piped, it stays one line for scripts and logs."""
+    console = console or err_console
+    if console.is_terminal and len(line) > console.width:
+        line = "\n".join(textwrap.wrap(line, width=console.width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False))
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def fail(message: str) -> None:
@@ -546,7 +556,7 @@ def run(
         from .plan_checks import plan_messages
 
         rank, world = launch_rank()
-        say = (lambda line: None) if rank else (lambda line: err_console.print(line, markup=False, highlight=False, soft_wrap=True))
+        say = (lambda line: None) if rank else note
         for line in [*spec_notes, *plan.notes, *plan_messages(plan)]:
             say(line)
         if dry_run:  # benchmark.runner.dry_run: keys from files alone (benchmark/identity.py)
@@ -862,7 +872,7 @@ def table_cmd(
         return
     write_output(text, output)
     for line in messages:
-        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+        note(line)
 
 
 @app.command("sweep")
@@ -880,7 +890,7 @@ def sweep_cmd(
             raise ErasebenchError(f"--format {fmt!r} is not allowed: use md, csv or latex")
         grid = load_grid(grid_file)
         sweep = Sweep(grid, out or Path(grid.out or "erasebench-runs"), executor,
-                      lambda s: err_console.print(s, markup=False, highlight=False, soft_wrap=True))
+                      note)
         states = sweep.run()
         text = sweep.leaderboard(fmt)
     except ErasebenchError as exc:

@@ -150,3 +150,25 @@ def test_run_json_prints_only_json_on_stdout(refusal_run):
     esr = summary["aggregates"]["shapes_oracle"]["esr_1"]
     assert esr["count"][1] == 1 and esr["higher_is_better"] is True and len(esr["interval"]) == 2
     assert Path(summary["results"]).is_file() and summary["eraser_args"] == {"k": 50}
+
+
+def test_messages_wrap_at_whole_words_on_an_80_column_terminal(tmp_path):
+    """The settings line of a paper suite on the shapes model (about 200 characters) on a terminal: every
+    line fits 80 columns, no word is split, and a path longer than a line stays whole; piped, it is one line."""
+    from benchmark.cli import note
+
+    path = "/tmp/" + "a-very-long-folder-name/" * 4 + "results.json"
+    line = ("settings: suite 'safesora' (protocol 'safree', for cogvideox models) asks 49 frames, 50 steps; model "
+            f"'shapes' is made for 9 frames, 32x32, 25 steps: using the model's (override with --frames) {path}")
+    terminal = Console(file=(tmp_path / "tty.txt").open("w"), force_terminal=True, width=80, color_system=None)
+    note(line, terminal)
+    terminal.file.close()
+    shown = (tmp_path / "tty.txt").read_text().splitlines()
+    assert len(shown) > 1
+    assert all(len(row) <= 80 for row in shown if path not in row)
+    assert " ".join(row.strip() for row in shown) == line  # nothing split inside a word, nothing lost
+    assert any(row.strip() == path for row in shown)
+    piped = Console(file=(tmp_path / "pipe.txt").open("w"), force_terminal=False, width=80)
+    note(line, piped)
+    piped.file.close()
+    assert (tmp_path / "pipe.txt").read_text() == line + "\n"
