@@ -44,7 +44,7 @@ def attack(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
     """Search attacked prompts against an eraser, rerun them as a suite, print the attack success rate."""
-    from .cli import build_spec, err_console, fail, out_console, parse_assignments
+    from .cli import build_spec, err_console, fail, out_console, parse_assignments, split_names
 
     try:
         if not attack_name:
@@ -59,7 +59,7 @@ def attack(
                 "method": method,
                 "eraser_args": parse_assignments(eraser_arg, "--eraser-arg"),
                 "suite": suite,
-                "concepts": tuple(c.strip() for c in concept.split(",") if c.strip()) if concept else None,
+                "concepts": split_names(concept or None),
                 "model": model,
                 "limit": limit,
                 "device": device,

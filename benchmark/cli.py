@@ -83,6 +83,11 @@ def note(line: str, console: Console | None = None) -> None:
     console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def split_names(text: str | None) -> tuple[str, ...] | None:
+    """``"a, b,"`` -> ``("a", "b")`` (a comma-separated flag or config value); None stays None."""
+    return None if text is None else tuple(n.strip() for n in text.split(",") if n.strip())
+
+
 def fail(message: str) -> None:
     err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -146,7 +151,7 @@ def read_config(config: Path) -> tuple[dict[str, Any], dict[str, str]]:
             continue
         field = CONFIG_KEYS.get(name, name)
         if field == "concepts" and isinstance(value, str):
-            value = [c.strip() for c in value.split(",") if c.strip()]
+            value = list(split_names(value))
         if field in data and isinstance(data[field], dict) and isinstance(value, dict):
             value = {**data[field], **value}
         elif field in data:
@@ -227,7 +232,7 @@ def build_spec(config: Optional[Path], cli: dict[str, Any], notes: list[str] | N
     if eraser:
         data["eraser"] = {**eraser, "args": eraser_args}
     if isinstance(data.get("metrics"), str):
-        data["metrics"] = [m.strip() for m in data["metrics"].split(",") if m.strip()]
+        data["metrics"] = list(split_names(data["metrics"]))
     if isinstance(data.get("metrics"), (list, tuple)):
         data["metrics"] = [{"name": m} if isinstance(m, str) else m for m in data["metrics"]]
     if not data.get("eraser", {}).get("name"):
@@ -528,7 +533,7 @@ def run(
                 "method": method,
                 "eraser_args": parse_assignments(eraser_arg, "--eraser-arg"),
                 "suite": suite,
-                "concepts": tuple(c.strip() for c in concept.split(",") if c.strip()) if concept else None,
+                "concepts": split_names(concept or None),
                 "erase_mode": erase_mode,
                 "model": model,
                 "model_revision": revision,
