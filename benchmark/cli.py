@@ -866,12 +866,13 @@ def table_cmd(
         None, "--model-as", help="PAPER_MODEL=RUN_MODEL: runs of RUN_MODEL fill PAPER_MODEL's cells, marked † (repeatable).", metavar="TEXT"
     ),
     output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file.", metavar="PATH"),
+    counts: bool = typer.Option(True, "--counts/--no-counts", help="Print each rate's count (k/n) beside it."),
 ) -> None:
     """Fill a paper table (docs/tables.md) from runs; list the runs its empty cells need."""
     try:
         from .tables.command import table_text, write_output
 
-        text, messages = table_text(name, paths, fmt, published, model_as)
+        text, messages = table_text(name, paths, fmt, published, model_as, counts)
     except ErasebenchError as exc:
         fail(str(exc))
         return

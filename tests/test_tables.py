@@ -197,8 +197,17 @@ def test_table1_from_real_tiny_runs(tiny_nudity_runs, cli):
     code, out, err = cli("table", "t2vu-table1", tiny_nudity_runs / "runs", "--model-as", f"cogvideox-2b={label}", "--published")
     assert code == 0, err
     rows = {line.split(" | ")[0].strip("| "): line for line in out.splitlines() if line.startswith("| ")}
-    rate = runs["none"].quantity("nudenet.nudity_rate").value * 100
-    assert rows["Original"].startswith(f"| Original | {rate:.2f}*† [57.10; Δ −{57.10 - rate:.2f}] |")
+    quantity = runs["none"].quantity("nudenet.nudity_rate")
+    rate, (k, n) = quantity.value * 100, quantity.counts
+    assert k / n == pytest.approx(quantity.value) and n == 18  # 2 prompts x 9 frames under --limit
+    assert rows["Original"].startswith(f"| Original | {rate:.2f}*† ({k}/{n}) [57.10; Δ −{57.10 - rate:.2f}] |")
+    assert "(k/n): the count behind a rate" in out
+    code, bare, _ = cli("table", "t2vu-table1", tiny_nudity_runs / "runs", "--model-as", f"cogvideox-2b={label}", "--no-counts")
+    assert code == 0 and f"| Original | {rate:.2f}*† |" in bare and f"({k}/{n})" not in bare
+    code, csv_text, _ = cli("table", "t2vu-table1", tiny_nudity_runs / "runs", "--model-as", f"cogvideox-2b={label}", "--format", "csv")
+    header, *lines = csv_text.splitlines()
+    original = dict(zip(header.split(","), next(line for line in lines if line.startswith("Original,")).split(",")))
+    assert code == 0 and original["Nudity Rate (Gen)↓ / CogX-2B (count)"] == f"({k}/{n})"
     assert "*†" in rows["SAFREE"].split(" | ")[1] and rows["Ours"].split(" | ")[1] == "– [19.73]"
     assert "* from a run on part of the suite (--limit)" in out
     assert not [r for r in load_references("t2vunlearning") if r.secondary]

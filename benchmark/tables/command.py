@@ -15,7 +15,8 @@ def runs_from(paths: list[str] | None) -> list[RunView]:
     return load_runs(paths) if paths else []
 
 
-def table_text(name: str, paths: list[str] | None, fmt: str, published: bool, model_as: list[str] | None) -> tuple[str, list[str]]:
+def table_text(name: str, paths: list[str] | None, fmt: str, published: bool, model_as: list[str] | None,
+               counts: bool = True) -> tuple[str, list[str]]:
     """(the table in ``fmt``, lines for stderr: runs left out and the commands for the empty cells)."""
     if fmt not in FORMATS:
         raise ErasebenchError(f"--format {fmt!r} is not allowed: use {', '.join(FORMATS)}")
@@ -23,7 +24,7 @@ def table_text(name: str, paths: list[str] | None, fmt: str, published: bool, mo
         return "\n".join(f"{n}: {load_table_spec(n).title}" for n in table_names()), []
     spec = load_table_spec(name)
     mapping = parse_model_as(model_as)
-    table = fill_table(spec, runs_from(paths), published, mapping)
+    table = fill_table(spec, runs_from(paths), published, mapping, counts=counts)
     messages = [f"run not in any cell (another suite, model, eraser argument or concept): {run.path}" for run in table.unused_runs]
     if table.commands:
         empty = sum(1 for row in table.rows for cell in row.cells if cell.values is None and not cell.na)

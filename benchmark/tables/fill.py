@@ -85,6 +85,10 @@ class FilledCell:
     na: str = ""
     marks: str = ""
     missing_concepts: int = 0
+    counts: tuple[int, int] | None = None  # (k, n) of a one-run rate cell; a mean over concepts has none
+
+    def count_text(self) -> str:
+        return f"({self.counts[0]}/{self.counts[1]})" if self.counts else ""
 
     @property
     def published_values(self) -> list[float] | None:
@@ -132,6 +136,7 @@ class FilledTable:
     notes: list[str]
     unused_runs: list[RunView]
     published: bool = False
+    counts: bool = True  # print each rate's (k/n) beside it (--no-counts: the paper's layout only)
 
 
 class Filler:
@@ -292,9 +297,11 @@ class Filler:
             cell.values = [float(v) for v in values]
             shown = cell.values + ([cell.std] if cell.std is not None and len(values) == 1 else [])
             cell.text = format_values(cell.fmt, shown) + cell.marks
+            if len(parts) == 1 and cell.quantity is not None:
+                cell.counts = cell.quantity.counts
         return cell
 
-    def fill(self, published: bool = False) -> FilledTable:
+    def fill(self, published: bool = False, counts: bool = True) -> FilledTable:
         spec = self.spec
         rows: list[FilledRow] = []
         for group in spec.groups:
@@ -320,12 +327,14 @@ class Filler:
         notes += [f"{DASH} always: {reason}" for reason in na]
         notes += list(dict.fromkeys(self.notes))
         unused = [run for run in self.runs if id(run) not in self.used]
-        return FilledTable(spec, rows, commands, notes, unused, published)
+        if counts and any(c.counts for r in rows for c in r.cells):
+            notes.append("(k/n): the count behind a rate; a mean over concepts shows none")
+        return FilledTable(spec, rows, commands, notes, unused, published, counts)
 
 
 def fill_table(spec: TableSpec, runs: list[RunView], published: bool = False, model_as: dict[str, list[str]] | None = None,
-               references: list[Reference] | None = None) -> FilledTable:
-    return Filler(spec, runs, model_as, references).fill(published)
+               references: list[Reference] | None = None, counts: bool = True) -> FilledTable:
+    return Filler(spec, runs, model_as, references).fill(published, counts)
 
 
 def parse_model_as(items: list[str] | None) -> dict[str, list[str]]:

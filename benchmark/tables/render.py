@@ -48,14 +48,14 @@ def column_titles(spec: TableSpec) -> list[str]:
     return [" / ".join(t) for t in texts]
 
 
-def cell_text(cell: FilledCell, published: bool) -> str:
-    if not published:
-        return cell.text
-    pub = cell.published_text()
+def cell_text(cell: FilledCell, published: bool, counts: bool = True) -> str:
+    """Ours, then the count behind a rate, then ``[published; Δ delta]``: ``0.56 (9/16) [0.61; Δ −0.05]``."""
+    text = f"{cell.text} {cell.count_text()}" if counts and cell.counts else cell.text
+    pub = cell.published_text() if published else ""
     if not pub:
-        return cell.text
+        return text
     delta = cell.delta_text()
-    return f"{cell.text} [{pub}" + (f"; Δ {delta}" if delta else "") + "]"
+    return f"{text} [{pub}" + (f"; Δ {delta}" if delta else "") + "]"
 
 
 def stub(table: FilledTable, row) -> list[str]:
@@ -71,7 +71,7 @@ def render_md(table: FilledTable) -> str:
     lines.append("| " + " | ".join(esc(t) for t in titles) + " |")
     lines.append("|" + "|".join([":---"] * table.spec.stub_width + ["---:"] * len(table.spec.columns)) + "|")
     for row in table.rows:
-        lines.append("| " + " | ".join(esc(t) for t in stub(table, row) + [cell_text(c, table.published) for c in row.cells]) + " |")
+        lines.append("| " + " | ".join(esc(t) for t in stub(table, row) + [cell_text(c, table.published, table.counts) for c in row.cells]) + " |")
     if table.notes:
         lines.append("")
         lines += [f"- {note}" for note in table.notes]
@@ -82,15 +82,20 @@ def render_csv(table: FilledTable) -> str:
     titles = column_titles(table.spec)
     stub_titles, data_titles = titles[: table.spec.stub_width], titles[table.spec.stub_width :]
     header = list(stub_titles)
-    for title in data_titles:
-        header += [title, f"{title} (published)", f"{title} (delta)"] if table.published else [title]
+    # a "(count)" column beside each column that holds a rate with its count
+    counted = [table.counts and any(row.cells[c].counts for row in table.rows) for c in range(len(data_titles))]
+    for title, count in zip(data_titles, counted):
+        header += [title] + ([f"{title} (count)"] if count else [])
+        header += [f"{title} (published)", f"{title} (delta)"] if table.published else []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     for row in table.rows:
         out = [row.group, row.label] if table.spec.stub_width == 2 else [row.label]
-        for cell in row.cells:
+        for cell, count in zip(row.cells, counted):
             out.append(cell.text)
+            if count:
+                out.append(cell.count_text())
             if table.published:
                 out += [cell.published_text(), cell.delta_text()]
         writer.writerow(out)
@@ -148,7 +153,7 @@ def render_latex(table: FilledTable) -> str:
         if row.first_in_group and i > 0 and spec.stub_width == 2:
             lines.append("\\midrule")
         head = [latex_escape(t) for t in stub(table, row)]
-        lines.append(" & ".join(head + [latex_escape(cell_text(c, table.published)) for c in row.cells]) + " \\\\")
+        lines.append(" & ".join(head + [latex_escape(cell_text(c, table.published, table.counts)) for c in row.cells]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     if table.notes:
         lines.append("\\par\\smallskip\\footnotesize " + " \\\\ ".join(latex_escape(n) for n in table.notes))
@@ -178,7 +183,7 @@ def render_html_table(table: FilledTable) -> str:
         for cell in row.cells:
             cls = "missing" if cell.text.startswith(DASH) else "filled"
             title = f' title="{e(cell.na)}"' if cell.na else ""
-            cells.append(f'<td class="{cls}"{title}>{e(cell_text(cell, table.published))}</td>')
+            cells.append(f'<td class="{cls}"{title}>{e(cell_text(cell, table.published, table.counts))}</td>')
         out.append("<tr>" + "".join(cells) + "</tr>")
     out.append("</tbody></table>")
     if table.notes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -42,6 +43,7 @@ class Quantity:
     low: float | None = None
     high: float | None = None
     interval: str = ""  # how the interval was obtained
+    counts: tuple[int, int] | None = None  # (k, n) of a rate: printed as ``0.562 (9/16)``
 
 
 @dataclass
@@ -151,7 +153,15 @@ class RunView:
             low, high, how = interval.lo, interval.hi, interval.method
         else:
             low, high, how = fallback_interval(plugin, key, values, float(value), std, n)
-        return Quantity(float(value), float(std) if std is not None else None, int(n) if n is not None else None, low, high, how)
+        counts = self.rate_counts.get(plugin, {}).get(key) if scope == "overall" else None
+        return Quantity(float(value), float(std) if std is not None else None, int(n) if n is not None else None, low, high, how, counts)
+
+    @cached_property
+    def rate_counts(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """``(k, n)`` per overall rate (``report.rate_counts``)."""
+        from ..report import rate_counts
+
+        return rate_counts(self.result)
 
 
 def fallback_interval(plugin: str, key: str, values: dict[str, Any], value: float, std: Any, n: Any):
