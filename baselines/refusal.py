@@ -446,6 +446,29 @@ class _Recorder:
         return pool_tokens(x, _fit_mask(self.text_mask, x.shape[1])), None
 
 
+def _pack_records(records: dict[str, dict[int, list[tuple[torch.Tensor, torch.Tensor | None]]]]) -> dict[str, tuple]:
+    """Per site ``(jobs, rows per job, stacked text rows, stacked video rows or None)``: a few tensors to send
+    to the other ranks instead of one per (job, step)."""
+    out: dict[str, tuple] = {}
+    for name, per_job in records.items():
+        rows = [row for job_rows in per_job.values() for row in job_rows]
+        has_video = bool(rows) and rows[0][1] is not None
+        out[name] = (
+            list(per_job), [len(r) for r in per_job.values()],
+            torch.stack([t for t, _ in rows]) if rows else None,
+            torch.stack([v for _, v in rows]) if has_video else None,
+        )
+    return out
+
+
+def _unpack_records(jobs: list[int], counts: list[int], text: torch.Tensor | None, video: torch.Tensor | None):
+    out, start = {}, 0
+    for job, n in zip(jobs, counts):
+        out[job] = [(text[i], None if video is None else video[i]) for i in range(start, start + n)]
+        start += n
+    return out
+
+
 def _fit_mask(mask: torch.Tensor | None, length: int) -> torch.Tensor | None:
     if mask is None:
         return None
@@ -502,11 +525,13 @@ class RefusalVector(Eraser):
     )
     Config = RefusalConfig
     needs_fit = True
+    shared_fit = True  # under several processes each rank runs its share of the fit's pipeline batches
 
     def __init__(self, config: RefusalConfig, concepts: list[ConceptSpec]):
         super().__init__(config, concepts)
         self.hooks = HookSet()
         self._applied: dict[str, Any] = {}
+        self._dealt = 0  # pipeline batches dealt to the ranks so far (_batches)
 
     # ---- contract ---------------------------------------------------------------------------
     def check_family(self, family: ModelFamily) -> None:
@@ -643,10 +668,15 @@ class RefusalVector(Eraser):
         return gen
 
     def _batches(self, jobs: list[tuple[str, int]]):
+        """This rank's batches of job indices (batch ``b`` on rank ``b % world_size``: one process makes the
+        same batches, so a shared fit gives the same numbers)."""
         size = self.config.batch_size  # type: ignore[attr-defined]
-        advance = self.run_context.steps(f"fitting {self.name}", -(-len(jobs) // size))
-        for start in range(0, len(jobs), size):
-            yield list(range(start, min(start + size, len(jobs))))
+        batches = [list(range(start, min(start + size, len(jobs)))) for start in range(0, len(jobs), size)]
+        mine = self.run_context.my_shares(batches, self._dealt)
+        self._dealt += len(batches)  # every rank makes the same calls in the same order
+        advance = self.run_context.steps(f"fitting {self.name}", len(mine))
+        for _, batch in mine:
+            yield batch
             advance()
 
     def _call(self, pipe: Any, jobs: list[tuple[str, int]], gen: dict[str, Any]) -> Any:
@@ -667,18 +697,25 @@ class RefusalVector(Eraser):
                 prompts = [jobs[i][0] for i in batch]
                 rec.start_batch(batch, text_token_mask(pipe, family, prompts, gen.get("max_sequence_length")))
                 self._call(pipe, [jobs[i] for i in batch], gen)
-        return rec.records
+        if self.run_context.world_size <= 1:
+            return rec.records
+        merged: dict[str, dict[int, list[tuple[torch.Tensor, torch.Tensor | None]]]] = {name: {} for name in rec.records}
+        for part in self.run_context.gathered(_pack_records(rec.records)):
+            for name, packed in part.items():
+                merged[name].update(_unpack_records(*packed))
+        return merged
 
     def _outputs(self, pipe: Any, jobs: list[tuple[str, int]], steps: int) -> torch.Tensor:
         """Flattened latent outputs (n, D) of the pipeline at ``steps`` denoising steps, fixed noise per job."""
         gen = self._generation(steps)
-        out = []
+        out: dict[int, torch.Tensor] = {}  # this rank's batches, by their first job
         with torch.inference_mode():
             for batch in self._batches(jobs):
                 result = self._call(pipe, [jobs[i] for i in batch], gen)
                 latents = result.frames if hasattr(result, "frames") else result[0]
-                out.append(torch.as_tensor(latents).float().flatten(1).cpu())
-        return torch.cat(out)
+                out[batch[0]] = torch.as_tensor(latents).float().flatten(1).cpu()
+        merged = {first: rows for part in self.run_context.gathered(out) for first, rows in part.items()}
+        return torch.cat([merged[first] for first in sorted(merged)])
 
     def _select(
         self, pipe: Any, family: ModelFamily, candidates: list[Candidate], sites: dict[str, Site],

@@ -43,6 +43,11 @@ class RunContext:
     scheduler: dict[str, Any] = field(default_factory=dict)
     # the run's progress-bar factory (description, total) -> advance(n=1); None: no bar. Not part of fit_key.
     progress: Any = field(default=None, compare=False, repr=False)
+    # a fit shared by every rank (``Eraser.shared_fit``): this process's rank, the number of ranks and
+    # ``gather(value) -> [value of rank 0, rank 1, ...]``; one process: 0, 1 and ``[value]``. Not in fit_key.
+    rank: int = field(default=0, compare=False)
+    world_size: int = field(default=1, compare=False)
+    gather: Any = field(default=None, compare=False, repr=False)
 
     def steps(self, description: str, total: int) -> Any:
         """``advance(n=1)`` for a fit loop of ``total`` steps: a progress bar with ETA in the run, else a no-op."""
@@ -50,10 +55,56 @@ class RunContext:
             return lambda n=1: None
         return self.progress(description, total)
 
+    def my_shares(self, chunks: list[Any], dealt: int = 0) -> list[tuple[int, Any]]:
+        """This rank's ``(i, chunk)`` of a shared fit's work: chunk ``i`` goes to rank ``(dealt + i) %
+        world_size`` (``dealt``: chunks dealt by earlier calls, so that short calls alternate ranks). Each chunk
+        is computed exactly as one process computes it."""
+        return [(i, chunk) for i, chunk in enumerate(chunks) if (dealt + i) % self.world_size == self.rank]
+
+    def gathered(self, value: Any) -> list[Any]:
+        """Every rank's ``value``, in rank order (every rank gets all of them). Tensors in dicts, lists and
+        tuples travel as numpy arrays (unpickling many small tensors is slow) and come back on the CPU with
+        their dtype, bit for bit."""
+        if self.gather is None or self.world_size <= 1:
+            return [value]
+        return [_from_wire(part) for part in self.gather(_to_wire(value))]
+
     def fit_key(self) -> str:
         from .identity import fit_key  # the formula lives with every other key
 
         return fit_key(self.generation, self.seed, self.dtype, self.scheduler)
+
+
+@dataclass(frozen=True)
+class _WireTensor:
+    array: Any  # numpy; floating tensors as float32 (exact for float16 and bfloat16)
+    dtype: str
+
+
+def _to_wire(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu()
+        array = tensor.float().numpy() if tensor.is_floating_point() else tensor.numpy()
+        return _WireTensor(array, str(tensor.dtype).removeprefix("torch."))
+    if isinstance(value, dict):
+        return {k: _to_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_wire(v) for v in value)
+    return value
+
+
+def _from_wire(value: Any) -> Any:
+    import torch
+
+    if isinstance(value, _WireTensor):
+        return torch.from_numpy(value.array).to(getattr(torch, value.dtype))
+    if isinstance(value, dict):
+        return {k: _from_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_from_wire(v) for v in value)
+    return value
 
 
 class Eraser:
@@ -69,6 +120,9 @@ class Eraser:
     # config values that differ by family where the method's reference recipe does (family -> key -> value);
     # a config field left None takes these; the family files never name erasers
     family_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    # True: under several processes every rank runs ``fit`` and splits its work (``RunContext.my_shares``,
+    # ``gathered``); the main process's artifact is kept. False: the main process fits alone.
+    shared_fit: ClassVar[bool] = False
 
     def __init__(self, config: EraserConfig, concepts: list[ConceptSpec]):
         self.config = config

@@ -22,6 +22,7 @@ import errno
 import json
 import os
 import shutil
+import tempfile
 import sys
 import time
 from contextlib import contextmanager
@@ -341,6 +342,26 @@ class Distributed:
         if self.state:
             self.state.wait_for_everyone()
 
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's picklable ``value`` in rank order, on every rank (tensors in it on the CPU)."""
+        if not self.state:
+            return [value]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, value)
+        return out
+
+    def broadcast(self, value: Any) -> Any:
+        """The main process's picklable ``value``, on every rank."""
+        if not self.state:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
 
 ProgressFactory = Callable[[str, int], Any]
 
@@ -420,6 +441,9 @@ class Runner:
                 data_dir=plan.spec.data_dir,
                 scheduler=self.scheduler,
                 progress=self.progress if self.dist.is_main else None,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+                gather=self.dist.gather,
             )
 
     def artifact_dir(self, eraser: Eraser) -> Path | None:
@@ -427,14 +451,20 @@ class Runner:
         return None if rel is None else self.plan.root / rel
 
     def fit(self, eraser: Eraser) -> None:
-        """Fit once per (model, eraser fingerprint, fit key) on the main process, under the artifact's lock;
-        the others wait. ``DONE.json`` lists each file's sha256: an artifact that no longer matches is moved
-        aside and fitted again."""
+        """Fit once per (model, eraser fingerprint, fit key), under the artifact's lock on the main process.
+        The main process fits alone while the others wait, or, for an eraser with ``shared_fit``, every rank
+        fits its share of the work and only the main process writes the artifact. ``DONE.json`` lists each
+        file's sha256: an artifact that no longer matches is moved aside and fitted again."""
         artifact_dir = self.artifact_dir(eraser)
         if artifact_dir is None:
             return
         done = artifact_dir / "DONE.json"
-        if self.dist.is_main:
+        shared = eraser.shared_fit and self.dist.world_size > 1
+        if not self.dist.is_main:
+            if shared and self.dist.broadcast(None):  # the main process is fitting: do this rank's share
+                with tempfile.TemporaryDirectory(prefix="erasebench-fit-share-") as scratch:
+                    eraser.fit(self.pipe, self.plan.family, Path(scratch))
+        else:
             with self.store.lock(artifact_dir.relative_to(self.plan.root).as_posix()):
                 if self.plan.spec.overwrite == "always":  # fit again from nothing
                     shutil.rmtree(artifact_dir, ignore_errors=True)
@@ -442,10 +472,13 @@ class Runner:
                 if problem not in (None, "absent"):
                     moved = self.store.move_aside(artifact_dir)
                     self.note_repair(f"fit artifact {str(artifact_dir)!r} {problem}: moved to {moved.name if moved else '-'}, fitting again")
+                if shared:
+                    self.dist.broadcast(problem is not None)
                 if problem is not None:
                     self.log(f"fitting {eraser.name} ({', '.join(c.name for c in eraser.concepts)}) into {artifact_dir}")
                     start = time.perf_counter()
-                    with fit_threads(self.dist.world_size):  # the other local ranks wait at the barrier below
+                    # alone, the main process uses the waiting local ranks' threads too
+                    with fit_threads(1 if shared else self.dist.world_size):
                         eraser.fit(self.pipe, self.plan.family, artifact_dir)
                     files = {
                         p.relative_to(artifact_dir).as_posix(): file_sha256(p)

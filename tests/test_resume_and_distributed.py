@@ -109,3 +109,24 @@ def test_torchrun_two_cpu_processes_share_the_prompts(tiny_model, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert comparable(out) == comparable(single)
+
+
+def test_torchrun_shares_the_refusal_fit_and_matches_one_process(tmp_path):
+    """Each rank runs its share of the fit's pipeline batches; the artifact is bit-identical to one process's."""
+    pytest.importorskip("torch.distributed.run")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    args = ["run", "--method", "refusal", "--suite", "shapes", "--concept", "cross", "--limit", "4", "-q",
+            "--eraser-arg", "max_pairs=4", "--eraser-arg", "batch_size=2", "--eraser-arg", "steps_recorded=2",
+            "--eraser-arg", "lam_grid=[1.0,2.0]"]
+    outs = {"two": tmp_path / "two", "one": tmp_path / "one"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29518"]
+    for name, prefix in (("two", launch), ("one", [sys.executable])):
+        proc = subprocess.run([*prefix, "-m", "benchmark.cli", *args, "--out", str(outs[name])],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    artifacts = {name: sorted(out.glob("artifacts/**/refusal.safetensors")) for name, out in outs.items()}
+    assert len(artifacts["two"]) == len(artifacts["one"]) == 1  # the main process alone wrote it
+    assert artifacts["two"][0].read_bytes() == artifacts["one"][0].read_bytes()
+    reports = {name: json.loads(files[0].with_name("refusal.json").read_text()) for name, files in artifacts.items()}
+    assert reports["two"]["selection"] == reports["one"]["selection"]  # the same candidates, scores and choice
+    assert comparable(outs["two"]) == comparable(outs["one"])
