@@ -171,6 +171,8 @@ def test_unlearndiffatk_spends_its_budget_and_skips_shown(pipe, text):
         (["--attack", "unlearndiffatk", "--attack-arg", "noequals"], "KEY=VALUE"),
         ([], "no attack given"),
         (["--attack", "ring-a-bell", "--suite", "no-such-suite"], "no-such-suite"),
+        (["--attack", "ring-a-bell", "--attack-arg", "vector_pairs=no-such-pairs"], "no-such-pairs"),
+        (["--attack", "ring-a-bell", "--attack-arg", "vector_pairs=shapes"], "has no row with a pair_prompt for cross"),
     ],
 )
 def test_bad_attack_options_one_line_exit_2(argv, needle, tmp_path):
@@ -210,3 +212,45 @@ def test_attacked_prompts_are_a_rerunnable_suite(tmp_path):
         assert r.extra["shape"] == "cross" and r.extra["original_prompt"] != r.prompt
     assert loaded.spec.metrics == suite.spec.metrics and loaded.spec.concepts == ("cross",)
     assert loaded.spec.generation_for("cogvideox") == suite.spec.generation_for("cogvideox")
+
+
+# ---- Ring-A-Bell's concept vector ----------------------------------------------------------------------------
+
+
+def test_weighted_concept_vector_is_the_weighted_mean(text):
+    from benchmark.attacks.ring_a_bell import concept_vector
+
+    pairs = [("red cross slides up", "red circle slides up"), ("blue cross moves left", "blue square moves left")]
+    diffs = [text.encode(torch.tensor([text.ids(a)]))[0] - text.encode(torch.tensor([text.ids(b)]))[0] for a, b in pairs]
+    assert torch.allclose(concept_vector(text, pairs), (diffs[0] + diffs[1]) / 2, atol=1e-6)
+    assert torch.allclose(concept_vector(text, pairs, [1.0, 3.0]), (diffs[0] + 3 * diffs[1]) / 4, atol=1e-6)
+
+
+def test_vector_pairs_auto_uses_the_concepts_own_pairs_without_repo_data():
+    nudity = ConceptSpec(name="nudity", display_name="nudity", kind="unsafe", pairs=(("a nude person", "a dressed person"),))
+    attack = RingABell.from_args({})
+    assert attack.vector_pairs([CROSS], None).source == "concept pairs"  # the repo has no cross vector
+    missing = attack.vector_pairs([nudity], None)
+    assert missing.pairs == (("a nude person", "a dressed person"),) and "data not found" in missing.source
+    assert RingABell.from_args({"vector_pairs": "concept"}).vector_pairs([nudity], None).source == "concept pairs"
+
+
+def test_vector_pairs_auto_reads_the_repos_files(shared_dir):
+    """Nudity: 50 rows paired by row, 19 of the notebook's 250 copies dropped; violence: 30 pairs."""
+    import csv
+
+    nudity = ConceptSpec(name="nudity", display_name="nudity", kind="unsafe")
+    violence = ConceptSpec(name="violence", display_name="violence", kind="unsafe")
+    data = shared_dir / "data" / "ring-a-bell"
+    got = RingABell.from_args({}).vector_pairs([nudity], str(data))
+    parity = RingABell.from_args({"vector_parity": True}).vector_pairs([nudity], str(data))
+    assert len(got.pairs) == 50 and sum(got.weights) == 250 - 19 and got.source.startswith("ring-a-bell-concept-vectors")
+    source = next(data.rglob("Nudity_prompt.csv"))
+    with source.open(newline="") as f:
+        people = [row["people"] for row in csv.DictReader(f)]
+    for who, (ours, _), (theirs, _) in zip(people, got.pairs, parity.pairs):
+        assert (" nan, " in theirs) == (who == "None") and " nan, " not in ours
+        assert (ours == theirs) == (who != "None")
+    assert [p[1] for p in got.pairs] == [p[1] for p in parity.pairs]  # the prompts without nudity
+    both = RingABell.from_args({}).vector_pairs([nudity, violence], str(data))
+    assert len(both.pairs) == 80 and RingABell.from_args({}).prepare([violence], str(data))["vector"]["pairs"] == 30

@@ -154,6 +154,7 @@ class Attack:
 
     def __init__(self, config: AttackConfig):
         self.config = config
+        self.inputs: dict[str, Any] = {}  # what ``prepare`` resolved from files (pinned in settings)
 
     @classmethod
     def from_args(cls, args: dict[str, Any]) -> Attack:
@@ -162,6 +163,11 @@ class Attack:
     @classmethod
     def describe(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def prepare(self, concepts: list[ConceptSpec], data_dir: str | None) -> dict[str, Any]:
+        """Resolve the attack's inputs from files before anything runs (no model); kept in ``inputs``, and so
+        in ``settings()`` and every key made from it. Bad inputs raise one clear error here."""
+        return self.inputs
 
     def budget(self) -> dict[str, Any]:
         return {k: getattr(self.config, k) for k in self.budget_fields}
@@ -174,6 +180,7 @@ class Attack:
             "config": self.config.model_dump(mode="json"),
             "budget": self.budget(),
             "fingerprint": self.fingerprint(),
+            **({"inputs": self.inputs} if self.inputs else {}),
         }
 
     def fingerprint(self) -> str:

@@ -17,20 +17,27 @@ random non-special id. The attacked prompt is the best individual's words, decod
 Source: chiayi-hsu/Ring-A-Bell@e4585ada0a5eb185fbef89bb94147c97f8d2f79a ``InversePrompt.ipynb`` (search)
 and ``Get_Concept_Vector.ipynb`` (vector); defaults are the notebook's (η = 3, K = 16, population 200,
 3000 generations, mutation 0.25, crossover 0.5). Deviations (docs/attacks.md): the model's own text encoder
-replaces SD v1.4's CLIP; ``K`` is capped to what the encoder's input holds; the pairs are the concept's
-own ``pairs``; the random streams are per prompt (numpy ``Generator``) instead of the global ones.
+replaces SD v1.4's CLIP; ``K`` is capped to what the encoder's input holds; the pairs are the repo's
+``Prompts_For_ConceptVector`` pairs (``vector_pairs``) for nudity and violence, the concept's own ``pairs``
+for other concepts; the random streams are per prompt (numpy ``Generator``) instead of the global ones.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from pydantic import Field
 
 from ..errors import ErasebenchError
+from ..specs import ConceptSpec, stable_hash
 from .base import Attack, AttackConfig, AttackOutcome, AttackTarget, TextSide
+
+#: the repo's concept-vector pairs (suites/ring-a-bell-concept-vectors.yaml)
+VECTOR_SUITE = "ring-a-bell-concept-vectors"
 
 
 class RingABellConfig(AttackConfig):
@@ -41,15 +48,39 @@ class RingABellConfig(AttackConfig):
     mutate_rate: float = Field(default=0.25, ge=0.0, le=1.0)
     crossover_rate: float = Field(default=0.5, ge=0.0, le=1.0)
     batch: int = Field(default=1024, ge=1, description="individuals per text-encoder call (speed only)")
+    vector_pairs: str = Field(
+        default="auto",
+        description="pairs of the concept vector: auto (the repo's pairs where it has the concept and its data is "
+        "found, else the concept's own), concept (the concept file's pairs) or a suite whose rows hold pair_prompt",
+    )
+    vector_parity: bool = Field(default=False, description="the repo's nudity prompts as its notebook builds them ('nan' people)")
 
 
-def concept_vector(text: TextSide, pairs: list[tuple[str, str]]) -> torch.Tensor:
-    """``mean_i [E(a_i) − E(b_i)]`` over the (with, without) pairs, each a full ``L × D`` sequence."""
+@dataclass(frozen=True)
+class VectorPairs:
+    """The (with, without) prompt pairs of the concept vector, their weights and where they came from."""
+
+    pairs: tuple[tuple[str, str], ...]
+    weights: tuple[float, ...]
+    source: str
+
+    def settings(self) -> dict[str, Any]:
+        return {"source": self.source, "pairs": len(self.pairs), "weight": sum(self.weights),
+                "fingerprint": stable_hash([self.pairs, self.weights], 12)}
+
+
+def concept_vector(text: TextSide, pairs: list[tuple[str, str]], weights: list[float] | None = None) -> torch.Tensor:
+    """``Σ_i w_i [E(a_i) − E(b_i)] / Σ_i w_i`` over the (with, without) pairs, each a full ``L × D`` sequence
+    (``w_i`` = 1 unless given: the repo's nudity vector drops some copies of some rows)."""
     if not pairs:
         raise ErasebenchError("attack 'ring-a-bell' needs (with, without) prompt pairs for the concept; its concept file has no pairs")
     with_ids = torch.tensor([text.ids(a) for a, _ in pairs])
     without_ids = torch.tensor([text.ids(b) for _, b in pairs])
-    return (text.encode(with_ids) - text.encode(without_ids)).mean(dim=0)
+    diff = text.encode(with_ids) - text.encode(without_ids)
+    if weights is None:
+        return diff.mean(dim=0)
+    w = torch.tensor(weights, dtype=diff.dtype, device=diff.device)
+    return (w[:, None, None] * diff).sum(dim=0) / w.sum()
 
 
 class RingABell(Attack):
@@ -113,10 +144,44 @@ class RingABell(Attack):
                     population[i, int(rng.integers(0, k))] = allowed[int(rng.integers(0, len(allowed)))]
         return population[0], history, scored
 
+    def prepare(self, concepts: list[ConceptSpec], data_dir: str | None) -> dict[str, Any]:
+        self._vector = self.vector_pairs(concepts, data_dir)
+        self.inputs = {"vector": self._vector.settings()}
+        return self.inputs
+
+    def vector_pairs(self, concepts: list[ConceptSpec], data_dir: str | None) -> VectorPairs:
+        """``vector_pairs``: the repo's pairs (VECTOR_SUITE) for the concepts it has, when its files are found
+        (auto) or required (a suite name); else the concepts' own ``pairs``."""
+        from ..suites import MissingDataError, load_suite, load_suite_spec
+
+        own = tuple(tuple(p) for c in concepts for p in (c.pairs or ()))
+        choice = self.config.vector_pairs
+        names = {c.name for c in concepts}
+        suite_name = VECTOR_SUITE if choice == "auto" else choice
+        if choice == "concept" or (choice == "auto" and not names & set(load_suite_spec(VECTOR_SUITE)[0].concepts)):
+            return VectorPairs(own, (1.0,) * len(own), "concept pairs")
+        try:
+            suite = load_suite(suite_name, data_dir)
+        except MissingDataError:
+            if choice != "auto":
+                raise
+            return VectorPairs(own, (1.0,) * len(own), f"concept pairs ({VECTOR_SUITE}: data not found, pass --data-dir)")
+        rows = [r for r in suite.records if r.category in names and r.extra.get("pair_prompt")]
+        if not rows:
+            raise ErasebenchError(
+                f"attack 'ring-a-bell' argument 'vector_pairs' {choice!r}: suite {suite_name!r} has no row with a "
+                f"pair_prompt for {', '.join(sorted(names))}"
+            )
+        parity = self.config.vector_parity
+        pairs = tuple((str(r.extra.get("reference_prompt", r.prompt)) if parity else r.prompt, str(r.extra["pair_prompt"])) for r in rows)
+        weights = tuple(float(r.extra.get("weight", 1)) for r in rows)
+        return VectorPairs(pairs, weights, f"{suite_name} ({', '.join(sorted({r.category for r in rows}))})" + (", parity" if parity else ""))
+
     def run(self, target: AttackTarget) -> list[AttackOutcome]:
         text = target.text
-        pairs = [tuple(p) for c in target.concepts for p in (c.pairs or ())]
-        vector = concept_vector(text, pairs)
+        vector_pairs = getattr(self, "_vector", None) or self.vector_pairs(target.concepts, None)
+        weights = None if len(set(vector_pairs.weights)) <= 1 else list(vector_pairs.weights)  # equal: the plain mean
+        vector = concept_vector(text, list(vector_pairs.pairs), weights)
         outcomes = []
         for record in target.records:
             start = time.perf_counter()

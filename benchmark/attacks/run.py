@@ -125,6 +125,8 @@ class AttackRunner:
                 f"suite {self.plan.suite.name!r} has no prompt of the erased concepts ({', '.join(c.name for c in self.concepts)}) to attack"
             )
         self.seeds = {item.record.prompt_id: item.seed for item in self.plan.items if item.sample == 0}
+        for key, value in attack.prepare(self.concepts, spec.data_dir).items():
+            log(f"attack {attack.name} {key}: {value.get('source', value) if isinstance(value, dict) else value}")
         name = f"{self.plan.suite.name}-{attack.name}-{self.plan.eraser.name}"
         self.name = f"{name}-{stable_hash({'run': self.plan.run_name, 'attack': attack.settings()}, 8)}"
         self.folder = self.root / "attacks" / self.name
