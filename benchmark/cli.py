@@ -620,10 +620,10 @@ def print_paths(label: str, paths: list[Path], console: Console | None = None) -
 
 @app.command("list")
 def list_plugins(
-    kind: Optional[str] = typer.Argument(None, help="erasers | suites | metrics | models | families (default: all)."),
+    kind: Optional[str] = typer.Argument(None, help="erasers | suites | metrics | models | families | attacks (default: all)."),
     suite: Optional[str] = typer.Option(None, "--suite", help="Show one suite's prompt count per category.", metavar="TEXT"),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", metavar="TEXT", help="Folder holding the suite's data files (else downloaded)."),
-    details: bool = typer.Option(False, "--details", help="Erasers and metrics: every argument with its default.", metavar=""),
+    details: bool = typer.Option(False, "--details", help="Erasers, metrics and attacks: every argument with its default.", metavar=""),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (for scripts) instead of tables.", metavar=""),
 ) -> None:
     """List the registered plugins with a one-line description each, or one suite's prompt counts."""
@@ -648,7 +648,7 @@ def list_plugins(
                 table.add_row(category, str(count))
             out_console.print(table)
             return
-        kinds = ["erasers", "suites", "metrics", "models", "families"]
+        kinds = ["erasers", "suites", "metrics", "models", "families", "attacks"]
         if kind is not None and kind not in kinds:
             raise ErasebenchError(f"list {kind!r} is not allowed: use one of {', '.join(kinds)}")
         chosen = [kind] if kind else kinds
@@ -672,9 +672,11 @@ def config_arguments(config_cls: Any) -> dict[str, Any]:
 def plugin_rows(kind: str, details: bool = False) -> list[dict[str, Any]]:
     """One dict per registered plugin of ``kind``: name and description (plus arguments with ``details``)."""
     rows: list[dict[str, Any]] = []
-    if kind in ("erasers", "metrics"):
+    if kind in ("erasers", "metrics", "attacks"):
         if kind == "erasers":
             from .erasers import ERASERS as registry
+        elif kind == "attacks":
+            from .attacks.base import ATTACKS as registry
         else:
             from .metrics.base import METRICS as registry
         for name in registry.names():
@@ -683,6 +685,8 @@ def plugin_rows(kind: str, details: bool = False) -> list[dict[str, Any]]:
             if details:
                 row["arguments"] = config_arguments(cls.Config)
                 row["source"] = getattr(cls, "source", "")
+                if kind == "attacks":
+                    row["budget"] = list(cls.budget_fields)
                 if kind == "metrics":
                     row["higher_is_better"] = getattr(cls, "higher_is_better", None)
                     row["keys"] = {
@@ -727,6 +731,8 @@ def plugin_table(kind: str, details: bool = False) -> Table:
         if details and "arguments" in row:
             args = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in row["arguments"].items())
             text += f"\narguments: {args or 'none'}"
+        if details and row.get("budget"):
+            text += f"\nbudget: {', '.join(row['budget'])}"
         for key, doc in row.get("keys", {}).items() if details else ():
             way = {True: " (higher is better)", False: " (lower is better)", None: ""}[doc["higher_is_better"]]
             text += f"\n{key}{way}: {doc['description']}"

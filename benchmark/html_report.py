@@ -2,7 +2,9 @@
 
 ``DIR/index.html`` holds, per suite: the leaderboard (every rate with its 95 % interval), the trade-off
 plot (ESR against PSR, error bars from the intervals; matplotlib, embedded as a PNG data URI), the
-per-category breakdown and a grid of the same prompts across methods (``none`` first) as videos.
+per-category breakdown and a grid of the same prompts across methods (``none`` first) as videos; and, for
+each ``erasebench attack`` folder (``attack.json``) under the paths, every target prompt's video before and
+after the attack, side by side (recovered prompts first).
 ``DIR/videos/`` holds H.264 (yuv420p, CRF 18) copies of the lossless masters, which stay where they are;
 browsers do not play ``libx264rgb``. Every text from a run (prompts, labels, categories) is HTML-escaped
 (Jinja2 autoescape): attack prompts contain anything. No script runs on the page.
@@ -143,6 +145,83 @@ def pick_prompts(rows: list[Any], limit: int) -> list[Any]:
     return picked
 
 
+def master_video(run: RunView, video: str) -> Path | None:
+    """The lossless master of a sample's ``video`` (relative to the output root), if it is still there."""
+    master = run.path.parent.parent / video
+    if not master.is_file() and run.result.videos.root:
+        master = Path(run.result.videos.root) / video
+    return master if master.is_file() else None
+
+
+def web_videos(run: RunView, out_dir: Path) -> dict[str, str | None]:
+    """prompt id -> the H.264 copy of its first sample's video (None when the master is gone)."""
+    from .results import SampleRecord
+
+    out: dict[str, str | None] = {}
+    fps = int(run.result.generation.fps or 8)
+    for record in SampleRecord.read_jsonl(run.path / "samples.jsonl"):
+        if record.sample == 0:
+            master = master_video(run, record.video)
+            out[record.prompt_id] = h264_copy(master, out_dir, record.sha256[:24], fps) if master else None
+    return out
+
+
+@dataclass
+class AttackSection:
+    """One ``erasebench attack``: each target prompt's video before and after the attack, side by side."""
+
+    title: str
+    summary: str
+    rows: list[dict[str, Any]]  # prompt_id, original, attacked, before / after (video src), shown_before / after
+
+
+def find_attacks(paths: list[str]) -> list[Path]:
+    """``attack.json`` files: given directly, or under the given folders."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_file() and path.name == "attack.json":
+            found.append(path)
+        elif path.is_dir():
+            found.extend(sorted(path.rglob("attack.json")))
+    return found
+
+
+def attack_run(file: Path, recorded: str) -> RunView | None:
+    """A run an attack made: where attack.json says, else in the ``runs/`` folder of its output root."""
+    from .tables.runs import load_run
+
+    for folder in (Path(recorded), file.parent.parent.parent / "runs" / Path(recorded).name):
+        if (folder / "results.json").is_file():
+            return load_run(folder)
+    return None
+
+
+def attack_section(file: Path, out_dir: Path) -> AttackSection:
+    import json
+
+    try:
+        summary = json.loads(file.read_text())
+        attack, budget, prompts = summary["attack"]["name"], summary["budget"], summary["prompts"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ErasebenchError(f"{str(file)!r} is not an erasebench attack.json ({exc})") from None
+    videos = []
+    for key in ("baseline_run", "attacked_run"):
+        run = attack_run(file, summary.get(key, ""))
+        videos.append(web_videos(run, out_dir) if run is not None else {})
+    rows = [
+        {**p, "before": videos[0].get(p["prompt_id"]), "after": videos[1].get(p["prompt_id"])}
+        for p in sorted(prompts, key=lambda p: not (p["shown_after"] and not p["shown_before"]))  # recovered first
+    ]
+    n = len(prompts)
+    text = (
+        f"ASR {summary['asr']:.3f} ({summary['shown_after']}/{n}), recovered {summary['recovered']}, "
+        f"ESR without attack {summary['esr_without_attack']:.3f} ({n - summary['shown_before']}/{n}); judged by "
+        f"{summary['metric']}; budget {', '.join(f'{k}={v}' for k, v in budget.items())}"
+    )
+    return AttackSection(f"{attack} against {summary['method']} on {summary['suite']} ({summary['model']})", text, rows)
+
+
 def video_grid(section: SuiteSection, out_dir: Path, max_prompts: int) -> None:
     """One grid per model of the suite: rows are prompts every run of that model generated (sample 0)."""
     from .results import SampleRecord
@@ -159,11 +238,9 @@ def video_grid(section: SuiteSection, out_dir: Path, max_prompts: int) -> None:
             videos = []
             for run in runs:
                 record = samples[id(run)][row.prompt_id]
-                master = run.path.parent.parent / record.video
-                if not master.is_file() and run.result.videos.root:
-                    master = Path(run.result.videos.root) / record.video
+                master = master_video(run, record.video)
                 fps = int(run.result.generation.fps or 8)
-                videos.append(h264_copy(master, out_dir, record.sha256[:24], fps) if master.is_file() else None)
+                videos.append(h264_copy(master, out_dir, record.sha256[:24], fps) if master else None)
             rows.append({"prompt": row.prompt, "category": row.category, "prompt_id": row.prompt_id, "videos": videos})
         if rows:
             section.grids.append({"model": model, "runs": runs, "rows": rows})
@@ -209,7 +286,7 @@ nav a{margin-right:1em}
 <h1>erasebench report</h1>
 <p>{{ runs|length }} run{{ 's' if runs|length != 1 }}, {{ sections|length }} suite{{ 's' if sections|length != 1 }}. Intervals are 95 %
 (the run's own: Wilson or a bootstrap over prompts; docs/statistics.md).</p>
-<nav>{% for s in sections %}<a href="#suite-{{ loop.index }}">{{ s.name }}</a>{% endfor %}</nav>
+<nav>{% for s in sections %}<a href="#suite-{{ loop.index }}">{{ s.name }}</a>{% endfor %}{% if attacks %}<a href="#attacks">attacks</a>{% endif %}</nav>
 {% if plot %}<h2 id="trade-off">Erasure against preservation</h2>
 <img id="trade-off-plot" src="{{ plot }}" alt="ESR-1 against PSR-1 per run" width="640" height="480">{% endif %}
 {% for s in sections %}
@@ -234,6 +311,14 @@ nav a{margin-right:1em}
 {% endfor %}</tbody></table>{% else %}<p class="missing">No videos: these runs' folders hold no samples.jsonl or their videos are elsewhere.</p>{% endfor %}
 </section>
 {% endfor %}
+{% if attacks %}<section id="attacks"><h2>Attacks: the target prompts before and after</h2>
+{% for a in attacks %}<h3>{{ a.title }}</h3><p class="attack-summary">{{ a.summary }}</p>
+<table class="attack"><thead><tr><th>original prompt</th><th>video</th><th>attacked prompt</th><th>video</th></tr></thead><tbody>
+{% for row in a.rows %}<tr><td class="prompt"><span class="prompt-text">{{ row.original }}</span><br><span class="category">{{ row.prompt_id }} · {{ "concept shown" if row.shown_before else "erased" }}</span></td>
+<td>{% if row.before %}<video src="{{ row.before }}" controls muted loop playsinline preload="auto"></video>{% else %}<span class="missing">video not found</span>{% endif %}</td>
+<td class="prompt"><span class="prompt-text">{{ row.attacked }}</span><br><span class="category">{{ "concept back" if row.shown_after else "still erased" }}{% if row.shown_after and not row.shown_before %} (recovered){% endif %}</span></td>
+<td>{% if row.after %}<video src="{{ row.after }}" controls muted loop playsinline preload="auto"></video>{% else %}<span class="missing">video not found</span>{% endif %}</td></tr>
+{% endfor %}</tbody></table>{% endfor %}</section>{% endif %}
 </body></html>
 """
 
@@ -249,9 +334,18 @@ def write_site(paths: list[str], out_dir: Path, max_prompts: int = MAX_PROMPTS) 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ErasebenchError(f"--out {str(out_dir)!r} is not a folder")
-    runs = load_runs(paths)
+    attack_files = find_attacks(paths)
+    try:
+        runs = load_runs(paths)
+    except ErasebenchError:
+        if not attack_files:
+            raise
+        runs = []
     sections = build_sections(runs, out_dir, max_prompts)
-    page = Environment(autoescape=True).from_string(TEMPLATE).render(runs=runs, sections=sections, plot=trade_off_plot(sections))
+    attacks = [attack_section(file, out_dir) for file in attack_files]
+    page = Environment(autoescape=True).from_string(TEMPLATE).render(
+        runs=runs, sections=sections, plot=trade_off_plot(sections), attacks=attacks
+    )
     index = out_dir / "index.html"
     atomic_write_text(index, page)
     return index

@@ -188,8 +188,14 @@ def test_bad_attack_options_one_line_exit_2(argv, needle, tmp_path):
     assert not out.exists()
 
 
-def test_registry_lists_both_attacks():
+def test_registry_lists_both_attacks(cli):
     assert ATTACKS.names() == ["ring-a-bell", "unlearndiffatk"]
+    code, out, _ = cli("list", "attacks", "--json", "--details")
+    import json
+
+    rows = {row["name"]: row for row in json.loads(out)["attacks"]}
+    assert code == 0 and rows["ring-a-bell"]["budget"] == ["generations", "population"]
+    assert rows["ring-a-bell"]["arguments"]["vector_pairs"] == "auto" and rows["unlearndiffatk"]["arguments"]["iterations"] == 40
     assert RingABell.from_args({}).budget() == {"generations": 3000, "population": 200}
     assert UnlearnDiffAtk.from_args({}).budget() == {"timesteps": 50, "iterations": 40}
 
@@ -254,3 +260,34 @@ def test_vector_pairs_auto_reads_the_repos_files(shared_dir):
     assert [p[1] for p in got.pairs] == [p[1] for p in parity.pairs]  # the prompts without nudity
     both = RingABell.from_args({}).vector_pairs([nudity, violence], str(data))
     assert len(both.pairs) == 80 and RingABell.from_args({}).prepare([violence], str(data))["vector"]["pairs"] == 30
+
+
+def test_attack_end_to_end_and_side_by_side_html(tmp_path):
+    """``erasebench attack`` on shapes, then ``report --format html``: every target prompt's video before and
+    after, side by side, with the attacked prompt escaped; attack.json pins the resolved concept vector."""
+    import json
+    import re
+
+    from markupsafe import escape
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+
+    out, site = tmp_path / "out", tmp_path / "site"
+    args = ["attack", "--method", "negprompt", "--attack", "ring-a-bell", "--suite", "shapes", "--limit", "12",
+            "--attack-arg", "generations=2", "--attack-arg", "population=6", "--out", str(out), "-q"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(next(out.glob("attacks/*/attack.json")).read_text())
+    assert summary["attack"]["inputs"]["vector"]["source"] == "concept pairs" and summary["targets"] >= 1
+    result = CliRunner().invoke(app, ["report", str(out / "attacks"), "--format", "html", "--out", str(site)])
+    assert result.exit_code == 0, result.output
+    page = (site / "index.html").read_text()
+    section = page[page.index('<section id="attacks">'):]
+    rows = re.findall(r"<tr><td class=\"prompt\">.*?</tr>", section, flags=re.S)
+    assert len(rows) == summary["targets"]
+    for row, prompt in zip(rows, sorted(summary["prompts"], key=lambda p: not (p["shown_after"] and not p["shown_before"]))):
+        sources = re.findall(r'<video src="([^"]+)"', row)
+        assert len(sources) == 2 and sources[0] != sources[1] and all((site / s).is_file() for s in sources)
+        assert str(escape(prompt["attacked"])) in row and str(escape(prompt["original"])) in row  # as Jinja escapes
+    assert f"ASR {summary['asr']:.3f} ({summary['shown_after']}/{summary['targets']})" in section

@@ -31,6 +31,7 @@ KINDS = {
     "metrics": {"shapes_oracle", "nudenet", "classify", "arcface", "vbench", "judge", "subject_consistency", "temporal_flickering"},
     "models": {"shapes", "cogvideox-2b", "cogvideox-5b"},
     "families": {"cogvideox", "wan", "hunyuanvideo", "zeroscope"},
+    "attacks": {"ring-a-bell", "unlearndiffatk"},
 }
 
 
@@ -49,7 +50,7 @@ def test_list_everything_and_a_bad_kind(cli):
     assert code == 0 and set(json.loads(out)) == set(KINDS)
     code, out, err = cli("list", "widgets")
     assert code == 2 and out == "" and err.strip().splitlines() == [
-        "error: list 'widgets' is not allowed: use one of erasers, suites, metrics, models, families"
+        "error: list 'widgets' is not allowed: use one of erasers, suites, metrics, models, families, attacks"
     ]
 
 
