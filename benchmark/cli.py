@@ -5,6 +5,7 @@ Bad input prints one line ``error: ...`` on stderr and exits with code 2, before
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -983,8 +984,39 @@ def _click_exceptions():
 
 
 def main() -> None:
-    """The console script: click's own usage errors (an unknown option, a value of the wrong type) become one
-    ``error:`` line and exit code 2, like every other bad input."""
+    """The console script (``_main``), then ``exit_without_teardown``."""
+    try:
+        _main()
+        code: Any = 0
+    except SystemExit as exc:
+        code = exc.code
+    if isinstance(code, str):
+        err_console.print(code, markup=False, highlight=False)
+        code = 1
+    exit_without_teardown(0 if code is None else int(code))
+
+
+def exit_without_teardown(code: int) -> None:
+    """Exit with ``code`` once everything is written. With torch imported, the interpreter's teardown of its
+    modules takes about 1.3 s on the 2-core machine (torch._dynamo's objects; nothing of ours is left to
+    write), so after flushing the streams and running the ``atexit`` handlers the process ends with
+    ``os._exit`` (docs/architecture.md). Without torch, or with ERASEBENCH_FULL_EXIT=1, a normal exit."""
+    if "torch" not in sys.modules or os.environ.get("ERASEBENCH_FULL_EXIT") == "1":
+        sys.exit(code)
+    import atexit
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be written anyway
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
+
+
+def _main() -> None:
+    """Click's own usage errors (an unknown option, a value of the wrong type) become one ``error:`` line and
+    exit code 2, like every other bad input."""
     exceptions = _click_exceptions()
     try:
         code = app(standalone_mode=False)

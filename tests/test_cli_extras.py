@@ -290,3 +290,21 @@ def test_under_torchrun_only_rank_0_draws_and_labels_its_bars(monkeypatch):
     monkeypatch.delenv("RANK")
     monkeypatch.delenv("WORLD_SIZE")
     assert launch_rank() == (0, 1)
+
+
+def test_exit_without_teardown_keeps_output_atexit_and_code(tmp_path):
+    """With torch loaded the console script ends with os._exit (benchmark.cli.exit_without_teardown): buffered
+    output is flushed, atexit handlers run and the exit code is kept."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "atexit-ran"
+    code = (
+        "import atexit, pathlib, sys, torch\n"
+        f"atexit.register(lambda: pathlib.Path({str(marker)!r}).write_text('yes'))\n"
+        "sys.stdout.write('x' * 100000)\n"  # more than one buffer, left unflushed
+        "from benchmark.cli import exit_without_teardown\n"
+        "exit_without_teardown(3)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3 and proc.stdout == "x" * 100000 and marker.read_text() == "yes"
