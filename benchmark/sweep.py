@@ -18,6 +18,7 @@ import dataclasses
 import itertools
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -100,6 +101,9 @@ class Grid(Frozen):
     executor: Executor = "local"
     out: str | None = None
     slurm: SlurmOptions = Field(default_factory=SlurmOptions)
+    # cells running at once under submitit (None: submitit-local 1, since a cell already uses every core of
+    # this machine; slurm as many as the queue allows)
+    parallel: int | None = Field(default=None, ge=1)
 
     @field_validator("name")
     @classmethod
@@ -291,21 +295,33 @@ class Sweep:
         executor = submitit.AutoExecutor(folder=self.folder / "jobs", cluster=cluster)
         uses_gpu = any(s.cell.spec.device == "cuda" for s in todo)
         executor.update_parameters(name=f"erasebench-{self.grid.name}", **self.grid.slurm.parameters(self.executor, uses_gpu))
-        jobs = []
-        for state in todo:
-            job = executor.submit(run_cell, state.cell.spec.model_dump(mode="json"), str(self.out.resolve()))
-            state.job_id = str(job.job_id)
-            self.log(f"submitted {state.cell.label}  (job {job.job_id})")
-            jobs.append(job)
-        for state, job in zip(todo, jobs):
-            try:
-                job.results()  # every task's; waits for the job
-                state.status = "done" if finished_results(state.run_dir) else "failed"
-                state.message = "" if state.status == "done" else "the job ended without a results file"
-            except Exception as exc:  # noqa: BLE001 - a failed job: its last error line, the sweep goes on
-                state.status = "failed"
-                state.message = f"{job_error(exc)} (log: {job.paths.stderr})"
-            self.log(f"{state.status:8s} {state.cell.label}" + (f": {state.message}" if state.message else ""))
+        parallel = self.grid.parallel or (1 if self.executor == "submitit-local" else len(todo))
+        waiting, running = list(todo), []
+        while waiting or running:
+            while waiting and len(running) < parallel:
+                state = waiting.pop(0)
+                job = executor.submit(run_cell, state.cell.spec.model_dump(mode="json"), str(self.out.resolve()))
+                state.job_id = str(job.job_id)
+                self.log(f"submitted {state.cell.label}  (job {job.job_id})")
+                running.append((state, job))
+            finished = [(state, job) for state, job in running if job.done()]  # submitit rate-limits SLURM's queries
+            if not finished:
+                time.sleep(0.5)
+                continue
+            for state, job in finished:
+                running.remove((state, job))
+                self.collect(state, job)
+
+    def collect(self, state: CellState, job: Any) -> None:
+        """A finished (or awaited) job's outcome into its cell's state."""
+        try:
+            job.results()  # every task's; waits for the job
+            state.status = "done" if finished_results(state.run_dir) else "failed"
+            state.message = "" if state.status == "done" else "the job ended without a results file"
+        except Exception as exc:  # noqa: BLE001 - a failed job: its last error line, the sweep goes on
+            state.status = "failed"
+            state.message = f"{job_error(exc)} (log: {job.paths.stderr})"
+        self.log(f"{state.status:8s} {state.cell.label}" + (f": {state.message}" if state.message else ""))
 
     def write_status(self) -> None:
         from .store import atomic_write_text

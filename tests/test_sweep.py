@@ -25,6 +25,9 @@ def test_sweep_submitit_local_then_cached(cli, tmp_path):
     status = json.loads((out / "sweeps" / "tiny" / "sweep.json").read_text())
     assert [c["status"] for c in status["cells"]] == ["done", "done"]
     assert all(c["job_id"] for c in status["cells"])
+    # one cell at a time on this machine (parallel defaults to 1 under submitit-local): each job ends before the next starts
+    events = [line.split()[0] for line in stderr.splitlines() if line.startswith(("submitted", "done"))]
+    assert events == ["submitted", "done", "submitted", "done"], stderr
     assert list((out / "sweeps" / "tiny" / "jobs").glob("*_0_log.err"))  # submitit ran each cell as a job
     run_names = [c["run_name"] for c in status["cells"]]
     for name in run_names:
