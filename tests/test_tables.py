@@ -211,3 +211,20 @@ def test_table1_from_real_tiny_runs(tiny_nudity_runs, cli):
     assert "*†" in rows["SAFREE"].split(" | ")[1] and rows["Ours"].split(" | ")[1] == "– [19.73]"
     assert "* from a run on part of the suite (--limit)" in out
     assert not [r for r in load_references("t2vunlearning") if r.secondary]
+
+
+def test_rate_cells_show_their_counts(tmp_path, cli):
+    """A one-run rate cell prints its k/n beside the value (the table's scale does not touch it), CSV gets a
+    "(count)" column beside rate columns only, and --no-counts gives the paper's layout alone."""
+    fake_run(tmp_path, "t2vu-nudity", "cogvideox-2b", "none",
+             {"nudenet": {"nudity_rate": 0.5, "positive_frames": 9, "frames": 18}}, concepts=["nudity"])
+    code, out, _ = cli("table", "t2vu-table1", tmp_path)
+    row = next(line for line in out.splitlines() if line.startswith("| Original"))
+    assert code == 0 and row.split(" | ")[1] == "50.00 (9/18)" and "(k/n): the count behind a rate" in out
+    code, out, _ = cli("table", "t2vu-table1", tmp_path, "--no-counts")
+    assert code == 0 and next(line for line in out.splitlines() if line.startswith("| Original")).split(" | ")[1] == "50.00"
+    code, out, _ = cli("table", "t2vu-table1", tmp_path, "--format", "csv")
+    header, first = out.splitlines()[:2]
+    cells = dict(zip(header.split(","), first.split(",")))
+    assert cells["Nudity Rate (Gen)↓ / CogX-2B (count)"] == "(9/18)" and cells["Nudity Rate (Gen)↓ / CogX-2B"] == "50.00"
+    assert not any(title.startswith("Subject Consistency") and title.endswith("(count)") for title in cells)
