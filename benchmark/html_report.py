@@ -175,18 +175,6 @@ class AttackSection:
     rows: list[dict[str, Any]]  # prompt_id, original, attacked, before / after (video src), shown_before / after
 
 
-def find_attacks(paths: list[str]) -> list[Path]:
-    """``attack.json`` files: given directly, or under the given folders."""
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_file() and path.name == "attack.json":
-            found.append(path)
-        elif path.is_dir():
-            found.extend(sorted(path.rglob("attack.json")))
-    return found
-
-
 def attack_run(file: Path, recorded: str) -> RunView | None:
     """A run an attack made: where attack.json says, else in the ``runs/`` folder of its output root."""
     from .tables.runs import load_run
@@ -334,7 +322,9 @@ def write_site(paths: list[str], out_dir: Path, max_prompts: int = MAX_PROMPTS) 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ErasebenchError(f"--out {str(out_dir)!r} is not a folder")
-    attack_files = find_attacks(paths)
+    from .report import find_named
+
+    attack_files = find_named(paths, "attack.json")
     try:
         runs = load_runs(paths)
     except ErasebenchError:

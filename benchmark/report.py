@@ -31,17 +31,27 @@ pd = lazy_import("pandas")  # imported on first use: printing one run's row need
 FORMATS = ("md", "csv", "latex")
 
 
-def find_results(paths: Iterable[str | Path]) -> list[Path]:
+def find_named(paths: Iterable[str | Path], name: str) -> list[Path]:
+    """The files called ``name``: given directly, or under the given folders (a folder that holds one directly
+    gives that one alone); other paths are passed over."""
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_file() and path.name == "results.json":
+        if path.is_file() and path.name == name:
             found.append(path)
         elif path.is_dir():
-            direct = path / "results.json"
-            found.extend([direct] if direct.is_file() else sorted(path.rglob("results.json")))
-        else:
+            direct = path / name
+            found.extend([direct] if direct.is_file() else sorted(path.rglob(name)))
+    return found
+
+
+def find_results(paths: Iterable[str | Path]) -> list[Path]:
+    paths = list(paths)
+    for raw in paths:
+        path = Path(raw)
+        if not (path.is_dir() or (path.is_file() and path.name == "results.json")):
             raise ErasebenchError(f"{str(raw)!r} is neither a results.json file nor a folder holding one")
+    found = find_named(paths, "results.json")
     if not found:
         raise ErasebenchError(f"no results.json found under {', '.join(map(str, paths))}")
     return found
