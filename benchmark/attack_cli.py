@@ -44,7 +44,7 @@ def attack(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
     """Search attacked prompts against an eraser, rerun them as a suite, print the attack success rate."""
-    from .cli import build_spec, err_console, fail, out_console, parse_assignments, split_names
+    from .cli import build_spec, fail, note, out_console, parse_assignments, print_paths, split_names
 
     try:
         if not attack_name:
@@ -68,12 +68,12 @@ def attack(
         )
         from .attacks.run import AttackRunner
 
-        log = (lambda s: None) if quiet else (lambda s: err_console.print(s, markup=False, highlight=False))
+        log = (lambda s: None) if quiet else note
         runner = AttackRunner(spec, chosen, out, log)
         summary = runner.run()
     except ErasebenchError as exc:
         fail(str(exc))
         return
-    out_console.print(summary_line(summary), markup=False, highlight=False, soft_wrap=True)
-    out_console.print(f"attack: {runner.folder / 'attack.json'}", markup=False, highlight=False, crop=False, overflow="ignore")
-    out_console.print(f"attacked suite: {summary['attacked_suite']}", markup=False, highlight=False, crop=False, overflow="ignore")
+    note(summary_line(summary), out_console)  # whole words on a terminal, paths each on their own line
+    print_paths("attack:", [runner.folder / "attack.json"])
+    print_paths("attacked suite:", [Path(summary["attacked_suite"])])
