@@ -141,19 +141,27 @@ def test_each_rank_chooses_its_own_gpu():
     assert device_for_rank("cpu", {**torchrun, "RANK": "1", "LOCAL_RANK": "1"}) == "cpu"
 
 
-def test_nudenet_session_uses_the_rank_gpu():
+def test_onnx_metrics_use_the_rank_gpu():
+    """NudeNet's and ArcFace's onnxruntime sessions get this rank's GPU (``cuda:N`` -> ``device_id`` N); the
+    settings record the names only, the same on every rank."""
+    from benchmark.metrics.base import MetricContext, provider_names
+
+    cuda = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    rank1 = MetricContext(suite="x", device="cuda:1")
+    assert rank1.onnx_providers(cuda) == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert MetricContext(suite="x", device="cuda").onnx_providers(cuda)[0] == ("CUDAExecutionProvider", {"device_id": 0})
+    assert rank1.onnx_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]  # onnxruntime without CUDA
+    assert MetricContext(suite="x", device="cpu").onnx_providers(cuda) == ["CPUExecutionProvider"]
+    assert provider_names(rank1.onnx_providers(cuda)) == cuda
+
     pytest.importorskip("onnxruntime")
-    from benchmark.metrics.base import MetricContext
+    from benchmark.metrics.arcface import ArcFaceSimilarity
     from benchmark.metrics.nudenet import NudeNetRate
 
-    metric = NudeNetRate.__new__(NudeNetRate)
-    metric.context = MetricContext(suite="x", concepts=[], device="cuda:1")
-    names = metric.providers()
-    providers = metric.session_providers()
-    if names[0] == "CUDAExecutionProvider":
-        assert providers[0] == ("CUDAExecutionProvider", {"device_id": 1})
-    else:  # onnxruntime without CUDA on this machine: the CPU, by name, as before
-        assert providers == names == ["CPUExecutionProvider"]
+    for cls in (NudeNetRate, ArcFaceSimilarity):
+        metric = cls.__new__(cls)
+        metric.context = rank1
+        assert metric.providers() == provider_names(rank1.onnx_providers())
 
 
 def test_threads_split_the_cores_between_local_processes():

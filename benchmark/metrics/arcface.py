@@ -38,7 +38,7 @@ from pydantic import Field
 from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
-from .base import Key, FramePolicy, Metric, MetricConfig, ScoredVideo, summary
+from .base import Key, FramePolicy, Metric, MetricConfig, ScoredVideo, provider_names, summary
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -138,11 +138,8 @@ class ArcFaceSimilarity(Metric):
         self._settings: dict[str, Any] | None = None
 
     def providers(self) -> list[str]:
-        import onnxruntime
-
-        if str(self.context.device).startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
+        """The providers' names (in the settings: the same on every rank)."""
+        return provider_names(self.context.onnx_providers())
 
     def settings(self) -> dict[str, Any]:
         if self._settings is None:
@@ -183,7 +180,7 @@ class ArcFaceSimilarity(Metric):
                 from insightface.app import FaceAnalysis
             except ImportError as exc:
                 raise ErasebenchError(f"metric 'arcface' needs insightface (pip install insightface): {exc}") from None
-            providers = self.providers()
+            providers = self.context.onnx_providers()  # the CUDA provider on this rank's GPU where there is one
             try:
                 app = FaceAnalysis(name=str(self.model_dir), allowed_modules=["detection", "recognition"], providers=providers)
             except AssertionError:
@@ -200,7 +197,7 @@ class ArcFaceSimilarity(Metric):
                         f"arcface model_dir {str(self.model_dir)!r}: insightface routed {chosen.get(task)!r} as the {task} model, "
                         f"expected {filename!r} (check the file's inputs/outputs, or set {'detector' if task == 'detection' else 'recognizer'}_file)"
                     )
-            ctx_id = 0 if providers[0] == "CUDAExecutionProvider" else -1
+            ctx_id = providers[0][1]["device_id"] if not isinstance(providers[0], str) else -1
             app.prepare(ctx_id=ctx_id, det_thresh=self.config.det_thresh, det_size=tuple(self.config.det_size))
             app.det_model.nms_thresh = self.config.nms_thresh
             self._app = app

@@ -12,7 +12,7 @@ import fnmatch
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Sequence
 
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
@@ -50,6 +50,24 @@ class MetricContext:
     concepts: list[ConceptSpec] = field(default_factory=list)
     device: str = "cpu"
     data_dir: str | None = None
+
+    def onnx_providers(self, available: Sequence[str] | None = None) -> list[Any]:
+        """onnxruntime providers for this rank's device: on ``cuda[:N]``, when onnxruntime has its CUDA
+        provider (``available``: default, onnxruntime's own list), ``("CUDAExecutionProvider", {"device_id":
+        N})`` then the CPU; else the CPU alone."""
+        if available is None:
+            import onnxruntime
+
+            available = onnxruntime.get_available_providers()
+        device = str(self.device)
+        if device.startswith("cuda") and "CUDAExecutionProvider" in available:
+            return [("CUDAExecutionProvider", {"device_id": int(device.partition(":")[2] or 0)}), "CPUExecutionProvider"]
+        return ["CPUExecutionProvider"]
+
+
+def provider_names(providers: Sequence[Any]) -> list[str]:
+    """The names of onnxruntime providers (what a metric's settings record: the same on every rank)."""
+    return [p if isinstance(p, str) else p[0] for p in providers]
 
 
 @dataclass

@@ -57,7 +57,7 @@ from ..errors import ErasebenchError
 from ..specs import PromptRecord
 from ..store import file_sha256
 from ..stats import Proportion
-from .base import Key, FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo
+from .base import Key, FramePolicy, Metric, MetricConfig, MetricContext, ScoredVideo, provider_names
 
 NUDENET_VERSION = "3.4.2"
 
@@ -384,18 +384,12 @@ class NudeNetRate(Metric):
         }
 
     def providers(self) -> list[str]:
-        import onnxruntime
-
-        if str(self.context.device).startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        return ["CPUExecutionProvider"]
+        """The providers' names (in the settings: the same on every rank)."""
+        return provider_names(self.session_providers())
 
     def session_providers(self) -> list[Any]:
-        """``providers()`` with the CUDA provider on this rank's GPU (``device_id`` of ``cuda:N``, the runner's
-        ``device_for_rank``); the names alone go into the settings, so every rank has the same fingerprint."""
-        device = str(self.context.device)
-        index = int(device.partition(":")[2] or 0) if device.startswith("cuda") else 0
-        return [("CUDAExecutionProvider", {"device_id": index}) if p == "CUDAExecutionProvider" else p for p in self.providers()]
+        """The CUDA provider on this rank's GPU where there is one (``MetricContext.onnx_providers``)."""
+        return self.context.onnx_providers()
 
     @property
     def detector(self) -> BatchedNudeDetector:
