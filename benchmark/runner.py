@@ -27,7 +27,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -306,6 +306,22 @@ def fit_threads(world_size: int, env: Mapping[str, str] | None = None) -> Iterat
         torch.set_num_threads(before)
 
 
+#: minutes a collective may wait (a rank at the barrier while the main process fits alone: t2vunlearning's
+#: training takes hours on a real model; torch's default is 10 to 30 min). ERASEBENCH_DIST_TIMEOUT overrides.
+DIST_TIMEOUT_MIN = 12 * 60
+
+
+def dist_timeout(env: Mapping[str, str]) -> timedelta:
+    raw = env.get("ERASEBENCH_DIST_TIMEOUT", "")
+    try:
+        minutes = float(raw) if raw else DIST_TIMEOUT_MIN
+    except ValueError:
+        minutes = -1
+    if minutes <= 0:
+        raise ErasebenchError(f"ERASEBENCH_DIST_TIMEOUT {raw!r} is not allowed: use a positive number of minutes")
+    return timedelta(minutes=minutes)
+
+
 class Distributed:
     """Rank / world size / barrier through accelerate's PartialState when launched with several processes."""
 
@@ -314,7 +330,8 @@ class Distributed:
         if world_of(os.environ)[2] > 1:
             from accelerate import PartialState
 
-            self.state = PartialState(cpu=True) if os.environ.get("ERASEBENCH_FORCE_CPU", "1") == "1" else PartialState()
+            cpu = os.environ.get("ERASEBENCH_FORCE_CPU", "1") == "1"
+            self.state = PartialState(cpu=cpu, timeout=dist_timeout(os.environ))
 
     @property
     def rank(self) -> int:

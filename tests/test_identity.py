@@ -226,3 +226,27 @@ def test_plan_checks_generation_settings_once_per_input(tmp_path, monkeypatch):
         with pytest.raises(ErasebenchError, match="height"):
             plan_for(tmp_path / "out", generation={"height": 30})
     assert len(calls) == 4
+
+
+def test_collectives_wait_for_a_long_fit(monkeypatch):
+    """Under a launcher the process group waits 12 h by default (a rank at the barrier while the main process
+    trains t2vunlearning), ERASEBENCH_DIST_TIMEOUT minutes when set; a bad value is one clear error."""
+    from datetime import timedelta
+
+    import accelerate
+
+    from benchmark.errors import ErasebenchError
+    from benchmark.runner import Distributed, dist_timeout
+
+    made = []
+    monkeypatch.setattr(accelerate, "PartialState", lambda **kwargs: made.append(kwargs))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("ERASEBENCH_DIST_TIMEOUT", raising=False)
+    Distributed()
+    assert made == [{"cpu": True, "timeout": timedelta(hours=12)}]
+    monkeypatch.setenv("ERASEBENCH_DIST_TIMEOUT", "90")
+    Distributed()
+    assert made[-1]["timeout"] == timedelta(minutes=90)
+    for bad in ("0", "soon"):
+        with pytest.raises(ErasebenchError, match=f"ERASEBENCH_DIST_TIMEOUT '{bad}' is not allowed"):
+            dist_timeout({"ERASEBENCH_DIST_TIMEOUT": bad})
