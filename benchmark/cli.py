@@ -9,7 +9,7 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 import yaml
@@ -19,6 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import ErasebenchError
+
+if TYPE_CHECKING:  # annotations only: the CLI imports its modules lazily
+    from .results import RunResult
+    from .specs import RunSpec
 
 app = typer.Typer(
     add_completion=False,

@@ -3,7 +3,6 @@ exit code 2, and nothing written. Also ``--metric-arg`` with the suite named in 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 

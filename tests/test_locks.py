@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 from benchmark.store import ArtifactStore
 from helpers import run_config

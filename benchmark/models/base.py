@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ErasebenchError
-from ..specs import SETTING_FLAGS, short_repr
+from ..specs import SETTING_FLAGS
 from ..registry import Registry
 
 
