@@ -3,9 +3,9 @@
 =================  ==============================================  ==============================
 model              file                                            written by
 =================  ==============================================  ==============================
-``RunResult``      ``runs/{run}/results.json``                     ``Runner.write_results``
-``SampleRecord``   each line of ``runs/{run}/samples.jsonl``       ``Runner.write_results``
-``RunManifest``    ``runs/{run}/manifest.json``                    ``Runner.write_manifest``
+``RunResult``      ``runs/{run}/results.json``                     ``ResultsWriter.write``
+``SampleRecord``   each line of ``runs/{run}/samples.jsonl``       ``ResultsWriter.write``
+``RunManifest``    ``runs/{run}/manifest.json``                    ``ResultsWriter.write_manifest``
 ``VideoSidecar``   ``videos/.../{sample:02}.json`` beside the mp4  ``ArtifactStore.commit``
 =================  ==============================================  ==============================
 

@@ -7,7 +7,9 @@ scores from the score files (computing any still missing) and writes the results
 
 Every key comes from ``benchmark/identity.py`` without loading the pipeline, so a rerun whose videos are
 all cached and trusted loads no model (``Runner.all_videos``), one whose results are up to date writes
-nothing (``Runner.up_to_date``), and ``dry_run`` says what a run would make without writing anything.
+nothing (``ResultsWriter.up_to_date``), and ``dry_run`` says what a run would make without writing anything.
+The runner loads, fits and generates; ``Scorer`` (benchmark/scoring.py) scores and aggregates, and
+``ResultsWriter`` (benchmark/run_writer.py) writes the results files.
 
 Runs repair what they find broken (docs/architecture.md): every cached video is checked against its sidecar
 (size, sha256) before it is trusted, a broken one is moved aside and regenerated, a score that does not match
@@ -23,37 +25,35 @@ import json
 import os
 import shutil
 import tempfile
-import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 from . import __version__
-from .environment import environment
 from .erasers import ERASERS, Eraser, RunContext
 from .errors import ArtifactError, ErasebenchError
-from .metrics.base import METRICS, Metric, MetricContext, ScoredVideo, check_scores
+from .metrics.base import METRICS, Metric, MetricContext
 from .models.base import ModelFamily, check_generation
 from .models.loading import (
     ModelSource, check_memory_options, check_scheduler, detect_family, load_pipeline, pipeline_spec, resolve_model,
     scheduler_record, set_scheduler,
 )
 from .plan_checks import check_plan
-from .results import RunManifest, RunResult, SampleRecord, VideoSidecar
+from .run_writer import ResultsWriter
+from .scoring import Scorer
 from .specs import GenerationSettings, PluginSpec, PromptRecord, RunSpec, parse_generation, stable_hash
-from .stats import run_intervals
 from filelock import Timeout
 
 from . import identity
 from .identity import RunKeys, VideoKey
 from .store import ArtifactStore, atomic_write_json, file_sha256
-from .suites import Suite, load_concept, load_protocol, load_suite
-from .video import read_video, to_uint8, write_video
+from .suites import Suite, load_concept, load_suite
+from .video import to_uint8, write_video
 
 
 @dataclass
@@ -225,22 +225,6 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     return check_plan(RunPlan(spec, suite, records, eraser, metrics, source, family, generation, root, items, groups, mode, notes))
 
 
-def category_mean(by_category: dict[str, dict[str, dict[str, Any]]]) -> dict[str, dict[str, float]]:
-    """Unweighted mean over categories of each rate (float aggregate; counts are not averaged), the
-    refusal-vector paper's "Average" row, beside ``overall``, pooled over every video (docs/results.md)."""
-    if len(by_category) < 2:
-        return {}
-    out: dict[str, dict[str, float]] = {}
-    categories = list(by_category.values())
-    for metric in categories[0]:
-        keys = [
-            k for k, v in categories[0][metric].items()
-            if isinstance(v, float) and all(isinstance(c.get(metric, {}).get(k), float) for c in categories)
-        ]
-        out[metric] = {k: float(np.mean([c[metric][k] for c in categories])) for k in keys}
-    return out
-
-
 def world_of(env: Mapping[str, str]) -> tuple[int, int, int]:
     """(rank, local rank, world size) from the variables torchrun and accelerate launch set (1 process: 0, 0, 1)."""
     world = int(env.get("WORLD_SIZE", "1") or 1)
@@ -407,6 +391,7 @@ class Runner:
         self.repaired: list[str] = []  # one line per broken artifact moved aside or recomputed
         self.check_seconds = 0.0  # time spent checking cached videos against their sidecars
         self.started = time.time()
+        self.scorer = Scorer(plan, self.store, progress, self.note_repair)
 
     # ---- keys (benchmark/identity.py: from files, no pipeline) ------------------------------------
     @property
@@ -730,167 +715,16 @@ class Runner:
             raise ArtifactError(f"{len(missing)} expected videos are missing or fail their check, first: {missing[0]!r}; rerun to regenerate them")
         return out
 
-    def load_checked(self, key: VideoKey, meta: dict[str, Any]) -> np.ndarray:
-        path = self.store.video_path(key)
-        if file_sha256(path) != meta["video"]["sha256"]:
-            raise ArtifactError(f"video {str(path)!r} does not match the sha256 in its sidecar; rerun to regenerate it")
-        return read_video(path)
-
-    def cached_scores(self, expected, note: bool = True) -> tuple[dict[str, list[dict[str, Any] | None]], dict[str, list[int]]]:
-        """Per metric: each video's cached row (None when absent or broken) and the positions still to score.
-        A cached score counts only when it names this metric, its fingerprint and the video's sha256 and its
-        digest matches (``ArtifactStore.read_score``); ``--overwrite always`` trusts none."""
-        scores: dict[str, list[dict[str, Any] | None]] = {}
-        todo: dict[str, list[int]] = {}
-        for metric in self.plan.metrics:
-            metric_fp = metric.fingerprint()
-            rows: list[dict[str, Any] | None] = []
-            broken = []
-            for item, key, meta in expected:
-                if self.plan.spec.overwrite == "always":
-                    cached, problem = None, None
-                else:
-                    cached, problem = self.store.read_score(metric.name, metric_fp, meta["video"]["sha256"])
-                if problem:
-                    broken.append(f"{key.relpath()}: {problem}")
-                rows.append(cached["scores"] if cached else None)
-            if broken and note:
-                self.note_repair(f"{len(broken)} cached scores of metric {metric.name!r} do not match their video or metric, recomputing (first: {broken[0]})")
-            scores[metric.name] = rows
-            todo[metric.name] = [position for position, row in enumerate(rows) if row is None]
-        return scores, todo
-
+    # ---- scoring and results (benchmark/scoring.py, benchmark/run_writer.py) -------------------
     def score(self, expected: list[tuple[WorkItem, VideoKey, dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-        """Every metric's row for each of ``expected``: cached rows are read, the others computed and written.
-        Each video still to score is decoded once for all the metrics that need it (in chunks of the largest
-        metric batch, each metric called in its own batch size)."""
-        scores, todo = self.cached_scores(expected)
-        needed = {name: set(positions) for name, positions in todo.items() if positions}
-        positions = sorted(set().union(*needed.values())) if needed else []
-        if not positions:
-            return scores  # type: ignore[return-value]
-        metrics = [m for m in self.plan.metrics if m.name in needed]
-        fingerprints = {m.name: m.fingerprint() for m in metrics}
-        label = "scoring " + ", ".join(m.name for m in metrics)
-        bar = self.progress(label, len(positions)) if self.progress else None
-        chunk_size = max(m.batch_size for m in metrics)
-        for start in range(0, len(positions), chunk_size):
-            chunk = positions[start : start + chunk_size]
-            videos = {}
-            for position in chunk:  # decoded once, for every metric
-                item, key, meta = expected[position]
-                videos[position] = ScoredVideo(self.load_checked(key, meta), item.record, item.sample, key.relpath())
-            for metric in metrics:
-                mine = [position for position in chunk if position in needed[metric.name]]
-                for first in range(0, len(mine), metric.batch_size):
-                    part = mine[first : first + metric.batch_size]
-                    batch = [videos[position] for position in part]
-                    for position, value in zip(part, check_scores(metric, batch, metric.score(batch))):
-                        sha = expected[position][2]["video"]["sha256"]
-                        self.store.write_score(metric.name, fingerprints[metric.name], sha, value)
-                        scores[metric.name][position] = value
-            del videos
-            if bar:
-                bar(len(chunk))
-        return scores  # type: ignore[return-value]  # every row checked by check_scores (metrics/base.py)
+        """Every metric's row for each of ``expected`` (``Scorer.score``: cached rows read, the rest computed)."""
+        return self.scorer.score(expected)
 
-    def aggregates(self, expected, scores) -> dict[str, Any]:
-        """Overall, per-category and mean-of-categories aggregates, and a 95 % interval for each float one
-        (benchmark/stats.py: Wilson or a bootstrap over prompts; docs/statistics.md)."""
-        records = [item.record for item, _, _ in expected]
-        overall = {m.name: m.aggregate(scores[m.name], records) for m in self.plan.metrics}
-        by_category: dict[str, Any] = {}
-        for category in sorted({r.category for r in records}):
-            idx = [i for i, r in enumerate(records) if r.category == category]
-            by_category[category] = {
-                m.name: m.aggregate([scores[m.name][i] for i in idx], [records[i] for i in idx]) for m in self.plan.metrics
-            }
-        point = {"overall": overall, "by_category": by_category, "category_mean": category_mean(by_category)}
-        point["intervals"] = run_intervals(self.plan.metrics, scores, records, point, category_mean)
-        return point
+    def writer(self) -> ResultsWriter:
+        return ResultsWriter(self.plan, self.store, self.keys, self.call_settings())
 
     def write_results(self, expected, scores, env: dict[str, Any] | None = None) -> dict[str, Any]:
-        """``samples.jsonl`` (``SampleRecord`` lines), ``results.json`` (``RunResult``) and ``results.key``
-        (the results key and results.json's sha256: a rerun that finds the same key returns results.json as
-        it is); returns the results as a plain dict (what ``results.json`` holds)."""
-        plan = self.plan
-        run_dir = plan.run_dir
-        samples, results = self.results_body(expected, scores)
-        key = self.results_key(samples, results)
-        results["aggregates"] = self.aggregates(expected, scores)
-        results["environment"] = environment(plan.spec.device) if env is None else env
-        result = RunResult.model_validate(results)
-        self.check_unchanged(expected)  # results.json is never written over a video that fails its check
-        with self.store.lock(f"runs/{plan.run_name}"):
-            (run_dir / "results.key").unlink(missing_ok=True)
-            SampleRecord.write_jsonl(run_dir / "samples.jsonl", samples)
-            result.to_disk(run_dir / "results.json")
-            atomic_write_json(run_dir / "results.key", {"key": key, "results_sha256": file_sha256(run_dir / "results.json")})
-        return result.to_dict()
-
-    def results_key(self, samples: list[SampleRecord], body: dict[str, Any]) -> str:
-        """``identity.results_key`` of what results.json holds but its time, aggregates and environment, with
-        the code that computes aggregates (runner, stats, each metric's module)."""
-        code = [Path(__file__), Path(run_intervals.__code__.co_filename)]
-        code += [Path(sys.modules[type(m).__module__].__file__ or "") for m in self.plan.metrics]
-        return identity.results_key({k: v for k, v in body.items() if k != "created"}, [r.to_line() for r in samples], code)
-
-    def results_body(self, expected, scores) -> tuple[list[SampleRecord], dict[str, Any]]:
-        """The samples and the results of a run without its aggregates and environment (cheap to build)."""
-        plan = self.plan
-        samples = [
-            SampleRecord(
-                prompt_id=item.record.prompt_id,
-                prompt=item.record.prompt,
-                category=item.record.category,
-                target_concept=item.record.target_concept,
-                sample=item.sample,
-                seed=item.seed,
-                video=key.relpath(),
-                sha256=VideoSidecar.from_data(meta).video.sha256,
-                scores={m.name: scores[m.name][position] for m in plan.metrics},
-            )
-            for position, (item, key, meta) in enumerate(expected)
-        ]
-        results = {
-            "erasebench_version": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "run_name": plan.run_name,
-            "spec": plan.spec.model_dump(mode="json"),
-            "method": plan.eraser.name,
-            "model": {
-                "ref": plan.source.ref,
-                "label": plan.source.label,
-                "hub_id": plan.source.hub_id,
-                "revision": plan.source.revision,
-                "family": plan.family.name,
-                "fingerprint": self.model_fp,
-                "files": self.model_files,
-            },
-            "eraser": {**plan.eraser.settings(), "erase_mode": plan.erase_mode, "groups": self.group_settings()},
-            "suite": {
-                "name": plan.suite.name,
-                "version": plan.suite.spec.version,
-                "file": str(plan.suite.path),
-                "source": plan.suite.spec.source.model_dump(mode="json", exclude={"inline"}),
-                "seed_policy": plan.spec.seed_policy or plan.suite.spec.seed_policy,
-                "prompts": len(plan.records),
-                "samples": plan.spec.samples or plan.suite.spec.samples,
-                "concepts": [c.model_dump(mode="json") for c in plan.eraser.concepts],
-            },
-            "generation": {
-                **self.call_settings(), "fps": plan.generation.fps, "codec": plan.spec.video_codec,
-                "scheduler": self.scheduler,
-            },
-            "protocol": (
-                load_protocol(plan.suite.spec.protocol).model_dump(mode="json", exclude={"generation"})
-                if plan.suite.spec.protocol else None
-            ),
-            "metrics_not_run": plan.notes,
-            "metrics": {m.name: {"settings": m.settings(), "higher_is_better": m.higher_is_better} for m in plan.metrics},
-            "videos": {"count": len(expected), "root": str(plan.root), "groups": [self.group(g.eraser) for g in plan.groups]},
-        }
-        return samples, results
+        return self.writer().write(expected, scores, lambda: self.scorer.aggregates(expected, scores), env)
 
     def all_videos(self) -> list[tuple[WorkItem, VideoKey, dict[str, Any]]] | None:
         """Every planned video with its sidecar when each one is present and matches it (size, sha256), else
@@ -907,31 +741,6 @@ class Runner:
                 return None  # missing or broken: the full run makes or repairs it
             expected.append((item, key, meta))
         return expected
-
-    def up_to_date(self, expected, scores) -> dict[str, Any] | None:
-        """The existing results when ``results.key`` holds the results key of ``expected`` and ``scores``
-        (``results_key``) and results.json's sha256; None when they must be written afresh."""
-        run_dir = self.plan.run_dir
-        samples, body = self.results_body(expected, scores)
-        try:
-            stored = json.loads((run_dir / "results.key").read_text(encoding="utf-8"))
-            fresh = stored["key"] == self.results_key(samples, body) and stored["results_sha256"] == file_sha256(run_dir / "results.json")
-            return RunResult.from_disk(run_dir / "results.json").to_dict() if fresh else None
-        except (OSError, ValueError, KeyError, TypeError, ErasebenchError):
-            return None
-
-    def check_unchanged(self, expected) -> None:
-        """Every video still matches its sidecar (sha256 cached by inode and ctime: a stat each), else ArtifactError."""
-        for _, key, meta in expected:
-            current, problem = self.store.check_video(key.relpath())
-            if current is None or current["video"]["sha256"] != meta["video"]["sha256"]:
-                raise ArtifactError(f"video {key.relpath()!r} changed during the run ({problem or 'new sha256'}); rerun to regenerate it")
-
-    def write_manifest(self) -> None:
-        with self.store.lock(f"runs/{self.plan.run_name}"):
-            RunManifest(
-                run_name=self.plan.run_name, root="../..", videos=[self.key(item).relpath() for item in self.plan.items]
-            ).to_disk(self.plan.run_dir / "manifest.json")
 
     def run(self) -> dict[str, Any] | None:
         """Load, fit, generate, score and write results; a full disk is one ``ErasebenchError`` line (exit 2)."""
@@ -959,7 +768,7 @@ class Runner:
         if cached is None:
             self.load()
             if self.dist.is_main:
-                self.write_manifest()
+                self.writer().write_manifest()
             self.generate()
             if self.made_elsewhere:
                 self.log(f"generation: {self.generated} videos made here, {self.made_elsewhere} by another run on this folder")
@@ -974,24 +783,11 @@ class Runner:
         expected = cached if cached is not None else self.expected()
         scores = self.score(expected)  # the ranks' scores, read from the score files; any missing computed here
         if cached is not None:
-            existing = self.up_to_date(expected, scores)
+            existing = self.writer().up_to_date(expected, scores)
             if existing is not None:
                 self.log(f"results: {str(plan.run_dir / 'results.json')!r} is up to date")
                 return existing
         return self.write_results(expected, scores)
-
-    def group_settings(self) -> list[dict[str, Any]]:
-        """Per erasure group: its concepts, prompts and the settings of the eraser that made its videos."""
-        return [
-            {
-                "concepts": [c.name for c in g.eraser.concepts],
-                "videos": len(g.items),
-                "fingerprint": g.eraser.fingerprint(),
-                "settings": g.eraser.settings(),
-            }
-            for g in self.plan.groups
-        ]
-
 
 @dataclass
 class GroupPlan:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import benchmark.runner as runner
+import benchmark.scoring as scoring
 from benchmark.runner import dry_run, plan_run
 from benchmark.specs import PluginSpec, RunSpec
 
@@ -128,8 +129,8 @@ def test_each_video_is_decoded_once_for_every_metric(finished, monkeypatch):
     shutil.rmtree(finished / "scores")
     run = two_metric_runner(finished)
     decoded = []
-    read = runner.read_video
-    monkeypatch.setattr(runner, "read_video", lambda path: decoded.append(path) or read(path))
+    read = scoring.read_video
+    monkeypatch.setattr(scoring, "read_video", lambda path: decoded.append(path) or read(path))
     scores = run.score(run.expected())
     assert sorted(decoded) == sorted(set(decoded)) and len(decoded) == 4
     assert all(len(rows) == 4 and all(rows) for rows in scores.values())

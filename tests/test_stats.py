@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.runner import category_mean
+from benchmark.scoring import category_mean
 from benchmark.specs import PromptRecord
 from benchmark.stats import Proportion, PromptBootstrap, percentile_interval, run_intervals, wilson
 
