@@ -668,21 +668,11 @@ class RefusalVector(Eraser):
         return gen
 
     def _batches(self, jobs: list[tuple[str, int]]):
-        """This rank's batches of job indices. One process: runs of ``batch_size``. Several: as many equal
-        batches of at most ``batch_size`` as a multiple of the ranks, dealt in turn, so that every rank has the
-        same work. Each job's numbers do not depend on its batch (the shared-fit test checks the artifact bit for
-        bit against one process's)."""
-        size, world, n = self.config.batch_size, self.run_context.world_size, len(jobs)  # type: ignore[attr-defined]
-        if world <= 1:
-            batches = [list(range(start, min(start + size, n))) for start in range(0, n, size)]
-        else:
-            count = world * -(-n // (world * size))
-            bounds = np.linspace(0, n, count + 1).round().astype(int)
-            batches = [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        mine = self.run_context.my_shares(batches, self._dealt)
-        self._dealt += len(batches)  # every rank makes the same calls in the same order
+        """This rank's batches of job indices (``RunContext.fit_batches``; one process: runs of ``batch_size``)."""
+        mine, dealt = self.run_context.fit_batches(len(jobs), self.config.batch_size, self._dealt)  # type: ignore[attr-defined]
+        self._dealt += dealt  # every rank makes the same calls in the same order
         advance = self.run_context.steps(f"fitting {self.name}", len(mine))
-        for _, batch in mine:
+        for batch in mine:
             yield batch
             advance()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from .errors import UnsupportedFamilyError, validate_config
@@ -55,11 +56,18 @@ class RunContext:
             return lambda n=1: None
         return self.progress(description, total)
 
-    def my_shares(self, chunks: list[Any], dealt: int = 0) -> list[tuple[int, Any]]:
-        """This rank's ``(i, chunk)`` of a shared fit's work: chunk ``i`` goes to rank ``(dealt + i) %
-        world_size`` (``dealt``: chunks dealt by earlier calls, so that short calls alternate ranks). Each chunk
-        is computed exactly as one process computes it."""
-        return [(i, chunk) for i, chunk in enumerate(chunks) if (dealt + i) % self.world_size == self.rank]
+    def fit_batches(self, n: int, size: int, dealt: int = 0) -> tuple[list[list[int]], int]:
+        """This rank's batches of the indices ``0..n-1`` in a shared fit, and how many batches were dealt in
+        all. One process: runs of ``size``. Several: as many equal batches of at most ``size`` as a multiple of
+        the ranks, batch ``i`` to rank ``(dealt + i) % world_size`` (``dealt``: batches of earlier calls, so that
+        every rank gets the same work). A prompt's numbers must not depend on its batch."""
+        if self.world_size <= 1:
+            batches = [list(range(start, min(start + size, n))) for start in range(0, n, size)]
+        else:
+            bounds = np.linspace(0, n, self.world_size * -(-n // (self.world_size * size)) + 1).round().astype(int)
+            batches = [list(range(a, b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        mine = [batch for i, batch in enumerate(batches) if (dealt + i) % self.world_size == self.rank]
+        return mine, len(batches)
 
     def gathered(self, value: Any) -> list[Any]:
         """Every rank's ``value``, in rank order (every rank gets all of them). Tensors in dicts, lists and
@@ -120,7 +128,7 @@ class Eraser:
     # config values that differ by family where the method's reference recipe does (family -> key -> value);
     # a config field left None takes these; the family files never name erasers
     family_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
-    # True: under several processes every rank runs ``fit`` and splits its work (``RunContext.my_shares``,
+    # True: under several processes every rank runs ``fit`` and splits its work (``RunContext.fit_batches``,
     # ``gathered``); the main process's artifact is kept. False: the main process fits alone.
     shared_fit: ClassVar[bool] = False
 

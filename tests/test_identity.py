@@ -250,3 +250,15 @@ def test_collectives_wait_for_a_long_fit(monkeypatch):
     for bad in ("0", "soon"):
         with pytest.raises(ErasebenchError, match=f"ERASEBENCH_DIST_TIMEOUT '{bad}' is not allowed"):
             dist_timeout({"ERASEBENCH_DIST_TIMEOUT": bad})
+
+
+def test_fit_batches_give_every_rank_the_same_work():
+    """One process: runs of ``size``. Two ranks: equal batches, dealt in turn, together every index once."""
+    from benchmark.erasers import RunContext
+
+    assert RunContext().fit_batches(20, 8) == ([list(range(0, 8)), list(range(8, 16)), list(range(16, 20))], 3)
+    ranks = [RunContext(rank=r, world_size=2).fit_batches(24, 8, dealt=1) for r in (0, 1)]
+    (mine0, dealt), (mine1, _) = ranks
+    assert dealt == 4 and [len(b) for b in mine0] == [len(b) for b in mine1] == [6, 6]
+    assert mine0[0] == list(range(6, 12))  # dealt=1: batch 0 goes to rank 1
+    assert sorted(i for b in mine0 + mine1 for i in b) == list(range(24))

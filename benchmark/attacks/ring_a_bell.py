@@ -77,7 +77,7 @@ def concept_vector(text: TextSide, pairs: list[tuple[str, str]], weights: list[f
     with_ids = torch.tensor([text.ids(a) for a, _ in pairs])
     without_ids = torch.tensor([text.ids(b) for _, b in pairs])
     diff = text.encode(with_ids) - text.encode(without_ids)
-    if weights is None:
+    if weights is None or len(set(weights)) == 1:  # equal weights: the plain mean
         return diff.mean(dim=0)
     w = torch.tensor(weights, dtype=diff.dtype, device=diff.device)
     return (w[:, None, None] * diff).sum(dim=0) / w.sum()
@@ -92,6 +92,7 @@ class RingABell(Attack):
     Config = RingABellConfig
     uses_eraser = False
     budget_fields = ("generations", "population")
+    _vector: VectorPairs | None = None  # set by ``prepare``
 
     def words(self, text: TextSide) -> int:
         room = text.length - len(text.prefix) - 1
@@ -179,9 +180,8 @@ class RingABell(Attack):
 
     def run(self, target: AttackTarget) -> list[AttackOutcome]:
         text = target.text
-        vector_pairs = getattr(self, "_vector", None) or self.vector_pairs(target.concepts, None)
-        weights = None if len(set(vector_pairs.weights)) <= 1 else list(vector_pairs.weights)  # equal: the plain mean
-        vector = concept_vector(text, list(vector_pairs.pairs), weights)
+        vector_pairs = self._vector or self.vector_pairs(target.concepts, None)
+        vector = concept_vector(text, list(vector_pairs.pairs), list(vector_pairs.weights))
         outcomes = []
         for record in target.records:
             start = time.perf_counter()

@@ -88,7 +88,9 @@ class FilledCell:
     counts: tuple[int, int] | None = None  # (k, n) of a one-run rate cell; a mean over concepts has none
 
     def count_text(self) -> str:
-        return f"({self.counts[0]}/{self.counts[1]})" if self.counts else ""
+        from ..report import format_count  # one format of a count everywhere: ``(9/16)``
+
+        return format_count(self.counts)
 
     @property
     def published_values(self) -> list[float] | None:
