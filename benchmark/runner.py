@@ -196,6 +196,7 @@ def check_generation_settings(source: ModelSource, family: ModelFamily, generati
 
 def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     """Validate every input; raises ErasebenchError before anything is written."""
+    check_launch_env(os.environ)
     source = resolve_model(spec.model, spec.model_revision)
     family = detect_family(source)
     suite = load_suite(spec.suite, spec.data_dir, family.name)
@@ -225,12 +226,42 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     return check_plan(RunPlan(spec, suite, records, eraser, metrics, source, family, generation, root, items, groups, mode, notes))
 
 
+LAUNCHER_SETS = "it is set by torchrun or accelerate launch"
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int, what: str = LAUNCHER_SETS) -> int:
+    raw = env.get(name, "")
+    try:
+        value = int(raw) if raw.strip() else default
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise ErasebenchError(f"{name}={raw!r} is not allowed: use an integer >= {minimum} ({what})")
+    return value
+
+
 def world_of(env: Mapping[str, str]) -> tuple[int, int, int]:
-    """(rank, local rank, world size) from the variables torchrun and accelerate launch set (1 process: 0, 0, 1)."""
-    world = int(env.get("WORLD_SIZE", "1") or 1)
+    """(rank, local rank, world size) from the variables torchrun and accelerate launch set (1 process: 0, 0, 1);
+    a value that is not a whole number in range is one ``ErasebenchError`` line naming the variable."""
+    world = _env_int(env, "WORLD_SIZE", 1, 1)
     if world <= 1:
         return 0, 0, 1
-    return int(env.get("RANK", "0") or 0), int(env.get("LOCAL_RANK", "0") or 0), world
+    rank = _env_int(env, "RANK", 0, 0)
+    local_rank = _env_int(env, "LOCAL_RANK", 0, 0)
+    local_world = local_world_size(env, world)
+    if rank >= world:
+        raise ErasebenchError(f"RANK={rank} is not allowed with WORLD_SIZE={world}: use 0 to {world - 1}")
+    if local_rank >= local_world:
+        raise ErasebenchError(f"LOCAL_RANK={local_rank} is not allowed with LOCAL_WORLD_SIZE={local_world}: use 0 to {local_world - 1}")
+    return rank, local_rank, world
+
+
+def local_world_size(env: Mapping[str, str], world: int) -> int:
+    """Processes on this node: ``LOCAL_WORLD_SIZE`` (torchrun sets it), else ``world`` (at most ``world``)."""
+    local_world = _env_int(env, "LOCAL_WORLD_SIZE", 0, 0) or world
+    if local_world > world:
+        raise ErasebenchError(f"LOCAL_WORLD_SIZE={local_world} is not allowed with WORLD_SIZE={world}: use 1 to {world}")
+    return local_world
 
 
 def device_for_rank(requested: str, env: Mapping[str, str] | None = None) -> str:
@@ -249,15 +280,14 @@ def threads_for_process(env: Mapping[str, str] | None = None, cpus: int | None =
     starts several) or for a single process; else the usable cores split evenly over the local processes,
     ``max(1, cpus // LOCAL_WORLD_SIZE)``, so two processes on two cores do not fight over them."""
     env = os.environ if env is None else env
-    if env.get("ERASEBENCH_THREADS"):
-        return max(1, int(env["ERASEBENCH_THREADS"]))
+    if env.get("ERASEBENCH_THREADS", "").strip():
+        return _env_int(env, "ERASEBENCH_THREADS", 1, 1, "torch threads per process")
     _, _, world = world_of(env)
     if world <= 1 or env.get("OMP_NUM_THREADS"):
         return None
     if cpus is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    local_world = int(env.get("LOCAL_WORLD_SIZE", "0") or 0) or world
-    return max(1, cpus // local_world)
+    return max(1, cpus // local_world_size(env, world))
 
 
 def set_threads(env: Mapping[str, str] | None = None) -> int | None:
@@ -282,7 +312,7 @@ def fit_threads(world_size: int, env: Mapping[str, str] | None = None) -> Iterat
 
     before = torch.get_num_threads()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    local_world = int(env.get("LOCAL_WORLD_SIZE", "0") or 0) or world_size
+    local_world = local_world_size(env, world_size)
     torch.set_num_threads(max(before, min(cpus, before * local_world)))
     try:
         yield
@@ -298,12 +328,20 @@ DIST_TIMEOUT_MIN = 12 * 60
 def dist_timeout(env: Mapping[str, str]) -> timedelta:
     raw = env.get("ERASEBENCH_DIST_TIMEOUT", "")
     try:
-        minutes = float(raw) if raw else DIST_TIMEOUT_MIN
+        minutes = float(raw) if raw.strip() else DIST_TIMEOUT_MIN
     except ValueError:
         minutes = -1
-    if minutes <= 0:
+    if not (0 < minutes < 1e7):  # also nan and inf
         raise ErasebenchError(f"ERASEBENCH_DIST_TIMEOUT {raw!r} is not allowed: use a positive number of minutes")
     return timedelta(minutes=minutes)
+
+
+def check_launch_env(env: Mapping[str, str]) -> None:
+    """Plan-time checks of the launcher's and erasebench's process variables (one ``ErasebenchError`` line)."""
+    _, _, world = world_of(env)
+    threads_for_process(env, cpus=1)
+    if world > 1:
+        dist_timeout(env)
 
 
 class Distributed:

@@ -139,6 +139,9 @@ def load_grid(path: Path) -> Grid:
         loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and (p[:1].isupper() or "[" in p or p in {"str", "none"})))
         if err["type"] == "extra_forbidden":
             raise ErasebenchError(f"{where}: unknown key {loc!r}") from None
+        if err["type"] == "missing":
+            needs = " (a grid needs methods and suites)" if "." not in loc else ""
+            raise ErasebenchError(f"{where}: the key {loc!r} is missing{needs}") from None
         raise ErasebenchError(f"{where}: {loc or '(top level)'} {short_repr(err.get('input'))}: {err['msg']}") from None
 
 

@@ -173,6 +173,31 @@ def test_threads_split_the_cores_between_local_processes():
     assert threads_for_process({}, cpus=16) is None  # one process: torch's default
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WORLD_SIZE": "two"}, "WORLD_SIZE='two' is not allowed: use an integer >= 1"),
+        ({"WORLD_SIZE": "0"}, "WORLD_SIZE='0' is not allowed"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "RANK=2 is not allowed with WORLD_SIZE=2: use 0 to 1"),
+        ({"WORLD_SIZE": "2", "RANK": "-1"}, "RANK='-1' is not allowed: use an integer >= 0"),
+        ({"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "3"}, "LOCAL_WORLD_SIZE=3 is not allowed with WORLD_SIZE=2"),
+        ({"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2", "LOCAL_RANK": "2"}, "LOCAL_RANK=2 is not allowed with LOCAL_WORLD_SIZE=2"),
+        ({"ERASEBENCH_THREADS": "0"}, "ERASEBENCH_THREADS='0' is not allowed: use an integer >= 1 (torch threads"),
+        ({"WORLD_SIZE": "2", "ERASEBENCH_DIST_TIMEOUT": "nan"}, "ERASEBENCH_DIST_TIMEOUT 'nan' is not allowed"),
+    ],
+)
+def test_bad_launcher_variables_are_one_line_before_anything_is_written(cli, tmp_path, monkeypatch, env, message):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "ERASEBENCH_THREADS", "ERASEBENCH_DIST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for extra in ((), ("--dry-run",)):
+        code, out, err = cli("run", "--method", "none", "--suite", "shapes", "--limit", "2", "--out", tmp_path / "out", *extra)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: ")
+        assert message in err and "Traceback" not in err
+        assert not (tmp_path / "out").exists()
+
+
 def test_dry_run_writes_nothing_and_loads_no_model(tmp_path, monkeypatch):
     import benchmark.runner as runner
 

@@ -72,6 +72,7 @@ def test_grid_axes_expand(tmp_path):
         ({"slurm": {"partiton": "gpu"}}, "unknown key 'slurm.partiton'"),
         ({"slurm": {"tasks_per_node": 0}}, "slurm.tasks_per_node 0"),
         ({"methods": [{"name": "none", "agrs": {}}]}, "unknown key 'methods.0.agrs'"),
+        ({"methods": [{"args": {}}]}, "the key 'methods.0.name' is missing"),
         ({"run": {"suite": "shapes"}}, "run.suite is set by the grid's axes"),
         ({"methods": ["no-such-eraser"]}, "grid cell method=no-such-eraser suite=shapes"),
         ({"run": {"limit": 0}}, "grid cell method=none suite=shapes: --limit 0"),
@@ -83,6 +84,14 @@ def test_bad_grid_is_one_line(changes, needle, cli, tmp_path):
     assert code == 2, stderr
     assert stderr.startswith("error: ") and stderr.count("\n") == 1 and needle in stderr, stderr
     assert not out.exists()
+
+
+def test_a_grid_without_suites_names_the_missing_key(cli, tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"methods": ["none"]}))
+    code, _, stderr = cli("sweep", grid, "--out", tmp_path / "runs")
+    assert code == 2 and stderr.count("\n") == 1
+    assert "the key 'suites' is missing (a grid needs methods and suites)" in stderr, stderr
 
 
 def test_bad_executor_option(cli, tmp_path):
