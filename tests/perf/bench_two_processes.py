@@ -14,6 +14,9 @@ ending two processes that do nothing. Two one-thread ranks that split all the re
 ``startup + (one_1t - startup) / 2``, plus ``launch`` under torchrun, so
 
     bound = one / (startup + (one_1t - startup) / 2 [+ launch])
+
+and, were the start-up free in both (no imports, no pipeline to load), ``(one - startup) / ((one_1t - startup) / 2
++ launch)`` under torchrun.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ def main() -> None:
         print(f"threads: one_1t / one = {one_1t / one:.3f} (what the 2nd thread already gains)")
         print(f"bound = one / (startup + (one_1t - startup) / 2) = {one / ideal:.3f} (no launcher)")
         print(f"bound under torchrun (+ launch)                  = {one / (ideal + launch):.3f}")
+        print(f"bound under torchrun, start-up free (both - startup) = {(one - startup) / ((one_1t - startup) / 2 + launch):.3f}")
         print(f"two processes reach {(one / two) / (one / (ideal + launch)):.0%} of the torchrun bound")
     print(f"aggregates identical: {same}")
     if not same:
