@@ -897,23 +897,35 @@ def sweep_cmd(
     grid_file: Path = typer.Argument(..., help="Grid YAML: methods x suites x concepts x models x eraser arguments (docs/sweeps.md)."),
     executor: Optional[str] = typer.Option(None, "--executor", help="local | slurm | submitit-local (default: the grid's, else local).", metavar="TEXT"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output root shared by every cell (default: the grid's out, else erasebench-runs).", metavar="PATH"),
-    fmt: str = typer.Option("md", "--format", "-f", help="Leaderboard format: md | csv | latex.", metavar="TEXT"),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", "-f", metavar="TEXT",
+        help="Leaderboard format: table | md | csv | latex (default: table on a terminal, else md).",
+    ),
 ) -> None:
     """Run every cell of a grid (finished cells are skipped), then print one leaderboard over all of them."""
     try:
         from .sweep import Sweep, load_grid
 
-        if fmt not in {"md", "csv", "latex"}:
-            raise ErasebenchError(f"--format {fmt!r} is not allowed: use md, csv or latex")
+        if fmt is None:
+            fmt = "table" if sys.stdout.isatty() else "md"
+        if fmt not in {"table", "md", "csv", "latex"}:
+            raise ErasebenchError(f"--format {fmt!r} is not allowed: use table, md, csv or latex")
         grid = load_grid(grid_file)
         sweep = Sweep(grid, out or Path(grid.out or "erasebench-runs"), executor,
                       note)
         states = sweep.run()
-        text = sweep.leaderboard(fmt)
+        text = sweep.leaderboard("md" if fmt == "table" else fmt)  # the file: md beside a terminal table
+        if fmt == "table":
+            from .report import render_terminal
+
+            for table in render_terminal(sweep.board(), width=out_console.width):
+                out_console.print(table)
+            print_paths("leaderboard:", [sweep.leaderboard_file("md")])
     except ErasebenchError as exc:
         fail(str(exc))
         return
-    sys.stdout.write(text + "\n")
+    if fmt != "table":
+        sys.stdout.write(text + "\n")
     if any(s.status == "failed" for s in states):
         raise typer.Exit(1)
 

@@ -343,15 +343,23 @@ class Sweep:
     def results_files(self) -> list[Path]:
         return [p for p in (finished_results(s.run_dir) for s in self.states) if p is not None]
 
-    def leaderboard(self, fmt: str = "md", digits: int = 3, intervals: bool = True) -> str:
-        """``erasebench report``'s leaderboard over every finished cell, written to ``sweeps/<name>/leaderboard.<fmt>``."""
-        from .report import leaderboard, load_results, render
-        from .store import atomic_write_text
+    def board(self) -> Any:
+        """``erasebench report``'s leaderboard (``report.Leaderboard``) over every finished cell."""
+        from .report import leaderboard, load_results
 
         files = self.results_files()
         if not files:
             raise ErasebenchError(f"sweep {self.grid.name!r}: no cell finished, so there is no leaderboard")
-        text = render(leaderboard(load_results(files)), fmt, digits, intervals)
-        suffix = {"md": "md", "csv": "csv", "latex": "tex"}[fmt]
-        atomic_write_text(self.folder / f"leaderboard.{suffix}", text + "\n")
+        return leaderboard(load_results(files))
+
+    def leaderboard_file(self, fmt: str = "md") -> Path:
+        return self.folder / f"leaderboard.{ {'md': 'md', 'csv': 'csv', 'latex': 'tex'}[fmt] }"
+
+    def leaderboard(self, fmt: str = "md", digits: int = 3, intervals: bool = True) -> str:
+        """The leaderboard rendered as ``fmt`` (md, csv, latex), written to ``sweeps/<name>/leaderboard.<fmt>``."""
+        from .report import render
+        from .store import atomic_write_text
+
+        text = render(self.board(), fmt, digits, intervals)
+        atomic_write_text(self.leaderboard_file(fmt), text + "\n")
         return text

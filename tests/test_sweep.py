@@ -4,6 +4,9 @@ never run again, one leaderboard over every cell, and a bad grid as one line nam
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -46,6 +49,20 @@ def test_sweep_submitit_local_then_cached(cli, tmp_path):
     assert sorted(p.stat().st_mtime_ns for p in (out / "videos").rglob("*.mkv")) == videos
     status = json.loads((out / "sweeps" / "tiny" / "sweep.json").read_text())
     assert [c["status"] for c in status["cells"]] == ["cached", "cached"]
+
+    # --format table (the default on a terminal): 80-column tables, runs lettered in a legend, the md file named
+    env = {**os.environ, "COLUMNS": "80", "TERM": "dumb", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "sweep", str(grid), "--out", str(out), "--format", "table"],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-2:] == ["leaderboard:", f"  {out / 'sweeps' / 'tiny' / 'leaderboard.md'}"]
+    assert max(len(line) for line in lines[:-1]) <= 80, proc.stdout
+    assert "A: negprompt [shapes]" in proc.stdout and "B: none [shapes]" in proc.stdout
+    assert "shapes_oracle.esr_1" in proc.stdout and "|" not in proc.stdout
+    assert (out / "sweeps" / "tiny" / "leaderboard.md").read_text().strip() == stdout.strip()
 
 
 def test_grid_axes_expand(tmp_path):
