@@ -627,9 +627,10 @@ class Runner:
             raise ErasebenchError(
                 f"--overwrite only-cache: {len(todo)} of {len(mine)} videos are not in the cache under {str(plan.root)!r}"
             )
+        share = f"rank {self.dist.rank}'s share of {len(plan.items)} over {self.dist.world_size} ranks; " if self.dist.world_size > 1 else ""
         self.log(
             f"generation: {len(mine) - len(todo)} of {len(mine)} videos cached, {len(todo)} to generate "
-            f"(sha256 checks: {self.check_seconds:.3f} s)"
+            f"({share}sha256 checks: {self.check_seconds:.3f} s)"
         )
         if not todo:
             return

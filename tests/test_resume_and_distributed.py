@@ -91,7 +91,7 @@ def test_torchrun_two_cpu_processes_share_the_prompts(tiny_model, tmp_path):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
         "-m", "benchmark.cli", "run", "--method", "none", "--suite", str(suite), "--config", str(config),
-        "--out", str(out), "--limit", "6", "-q",
+        "--out", str(out), "--limit", "6",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -100,6 +100,7 @@ def test_torchrun_two_cpu_processes_share_the_prompts(tiny_model, tmp_path):
     ranks = {s["prompt_id"]: s["rank"] for s in sidecars}
     assert ranks == {f"p{i:02d}": i % 2 for i in range(6)}
     assert proc.stdout.count("results:") == 1  # one process scores and writes
+    assert "0 of 3 videos cached, 3 to generate (rank 0's share of 6 over 2 ranks;" in proc.stderr, proc.stderr
 
     single = tmp_path / "single"
     proc = subprocess.run(
