@@ -445,6 +445,7 @@ def quiet_libraries(verbose: bool) -> None:
         return
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # its retry notices (no network); read when it is imported
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore")
     for name in ("transformers", "diffusers", "huggingface_hub", "accelerate", "torch"):
@@ -755,7 +756,7 @@ def report(
     metric: Optional[list[str]] = typer.Option(
         None, "--metric", help="Keep the columns of this KEY, METRIC.KEY or METRIC (repeatable).", metavar="TEXT"
     ),
-    digits: int = typer.Option(3, "--digits", metavar="INTEGER", help="Decimals of every value and interval."),
+    digits: int = typer.Option(3, "--digits", min=0, max=12, metavar="INTEGER", help="Decimals of every value and interval (0 to 12)."),
     intervals: bool = typer.Option(True, "--intervals/--no-intervals", help="Print each value's 95% interval beside it.", metavar=""),
     output: Optional[Path] = typer.Option(None, "--output", help="Write the table to this file.", metavar="PATH"),
     out: Optional[Path] = typer.Option(None, "--out", help="--format html: the folder the site is written to.", metavar="PATH"),
@@ -1030,6 +1031,24 @@ def exit_without_teardown(code: int) -> None:
     os._exit(code)
 
 
+def _name_bad_value(exc: Any, argv: list[str]) -> str | None:
+    """``--limit 'abc': Input should be ...``: click's message about an option's value, with the value as typed
+    (the last occurrence in ``argv``); None when the value cannot be found (an argument, or a default)."""
+    opts = list(getattr(getattr(exc, "param", None), "opts", None) or [])
+    if not opts or not all(o.startswith("-") for o in opts):
+        return None
+    value = None
+    for position, token in enumerate(argv):
+        for opt in opts:
+            if token == opt and position + 1 < len(argv):
+                value = argv[position + 1]
+            elif token.startswith(opt + "="):
+                value = token[len(opt) + 1 :]
+    if value is None:
+        return None
+    return f"{max(opts, key=len)} {value!r}: {' '.join(str(exc.message).split())}"
+
+
 def _main() -> None:
     """Click's own usage errors (an unknown option, a value of the wrong type) become one ``error:`` line and
     exit code 2, like every other bad input."""
@@ -1043,6 +1062,8 @@ def _main() -> None:
         ctx = getattr(exc, "ctx", None)
         where = f"erasebench {ctx.command.name}: " if ctx is not None and ctx.command.name and ctx.parent else ""
         message = " ".join(exc.format_message().split())
+        if isinstance(exc, exceptions.BadParameter):
+            message = _name_bad_value(exc, sys.argv[1:]) or message
         err_console.print(f"error: {where}{message} (see --help)", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Abort:

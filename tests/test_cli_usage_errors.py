@@ -11,7 +11,10 @@ import pytest
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["run", "--steps", "abc"], "'--steps'"),
+        (["run", "--steps", "abc"], "--steps 'abc': Input should be a valid integer"),
+        (["run", "--limit=1.5"], "--limit '1.5': Input should be a valid integer"),
+        (["report", "x", "--digits", "-1"], "--digits '-1': Input should be greater than or equal to 0"),
+        (["report", "x", "--digits", "40"], "--digits '40': Input should be less than or equal to 12"),
         (["run", "--bogus-option"], "--bogus-option"),
         (["no-such-command"], "no-such-command"),
         (["report"], "paths"),
