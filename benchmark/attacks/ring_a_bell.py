@@ -163,10 +163,10 @@ class RingABell(Attack):
             return VectorPairs(own, (1.0,) * len(own), "concept pairs")
         try:
             suite = load_suite(suite_name, data_dir)
-        except MissingDataError:
-            if choice != "auto":
-                raise
-            return VectorPairs(own, (1.0,) * len(own), f"concept pairs ({VECTOR_SUITE}: data not found, pass --data-dir)")
+        except ErasebenchError as exc:
+            if choice == "auto" and isinstance(exc, MissingDataError):
+                return VectorPairs(own, (1.0,) * len(own), f"concept pairs ({VECTOR_SUITE}: data not found, pass --data-dir)")
+            raise ErasebenchError(f"attack 'ring-a-bell' argument 'vector_pairs' {choice!r}: {exc}") from None
         rows = [r for r in suite.records if r.category in names and r.extra.get("pair_prompt")]
         if not rows:
             raise ErasebenchError(
