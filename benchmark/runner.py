@@ -226,10 +226,10 @@ def plan_run(spec: RunSpec, root: Path) -> RunPlan:
     return check_plan(RunPlan(spec, suite, records, eraser, metrics, source, family, generation, root, items, groups, mode, notes))
 
 
-LAUNCHER_SETS = "it is set by torchrun or accelerate launch"
+_SET_BY_LAUNCHER = "it is set by torchrun or accelerate launch"
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int, what: str = LAUNCHER_SETS) -> int:
+def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int, what: str = _SET_BY_LAUNCHER) -> int:
     raw = env.get(name, "")
     try:
         value = int(raw) if raw.strip() else default

@@ -87,6 +87,10 @@ class SlurmOptions(Frozen):
         return params
 
 
+#: the leaderboard file's suffix per ``--format``
+LEADERBOARD_SUFFIX = {"md": "md", "csv": "csv", "latex": "tex"}
+
+
 class Grid(Frozen):
     """A grid file. ``run``: the settings every cell shares (any ``erasebench run`` config key: limit, samples,
     seed, device, dtype, metrics, generation, memory, ...). ``concepts`` entries: a name, a list of names
@@ -353,7 +357,7 @@ class Sweep:
         return leaderboard(load_results(files))
 
     def leaderboard_file(self, fmt: str = "md") -> Path:
-        return self.folder / f"leaderboard.{ {'md': 'md', 'csv': 'csv', 'latex': 'tex'}[fmt] }"
+        return self.folder / f"leaderboard.{LEADERBOARD_SUFFIX[fmt]}"
 
     def leaderboard(self, fmt: str = "md", digits: int = 3, intervals: bool = True) -> str:
         """The leaderboard rendered as ``fmt`` (md, csv, latex), written to ``sweeps/<name>/leaderboard.<fmt>``."""
