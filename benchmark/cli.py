@@ -915,11 +915,12 @@ def sweep_cmd(
         sweep = Sweep(grid, out or Path(grid.out or "erasebench-runs"), executor,
                       note)
         states = sweep.run()
-        text = sweep.leaderboard("md" if fmt == "table" else fmt)  # the file: md beside a terminal table
+        board = sweep.board()
+        text = sweep.leaderboard("md" if fmt == "table" else fmt, board=board)  # the file: md beside a terminal table
         if fmt == "table":
             from .report import render_terminal
 
-            for table in render_terminal(sweep.board(), width=out_console.width):
+            for table in render_terminal(board, width=out_console.width):
                 out_console.print(table)
             print_paths("leaderboard:", [sweep.leaderboard_file("md")])
     except ErasebenchError as exc:

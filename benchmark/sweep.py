@@ -359,11 +359,12 @@ class Sweep:
     def leaderboard_file(self, fmt: str = "md") -> Path:
         return self.folder / f"leaderboard.{LEADERBOARD_SUFFIX[fmt]}"
 
-    def leaderboard(self, fmt: str = "md", digits: int = 3, intervals: bool = True) -> str:
-        """The leaderboard rendered as ``fmt`` (md, csv, latex), written to ``sweeps/<name>/leaderboard.<fmt>``."""
+    def leaderboard(self, fmt: str = "md", digits: int = 3, intervals: bool = True, board: Any = None) -> str:
+        """The leaderboard (``board``, default ``board()``) rendered as ``fmt`` (md, csv, latex), written to
+        ``sweeps/<name>/leaderboard.<fmt>``."""
         from .report import render
         from .store import atomic_write_text
 
-        text = render(self.board(), fmt, digits, intervals)
+        text = render(board if board is not None else self.board(), fmt, digits, intervals)
         atomic_write_text(self.leaderboard_file(fmt), text + "\n")
         return text

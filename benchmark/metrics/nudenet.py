@@ -385,18 +385,14 @@ class NudeNetRate(Metric):
 
     def providers(self) -> list[str]:
         """The providers' names (in the settings: the same on every rank)."""
-        return provider_names(self.session_providers())
-
-    def session_providers(self) -> list[Any]:
-        """The CUDA provider on this rank's GPU where there is one (``MetricContext.onnx_providers``)."""
-        return self.context.onnx_providers()
+        return provider_names(self.context.onnx_providers())
 
     @property
     def detector(self) -> BatchedNudeDetector:
         if self._detector is None:
-            providers = self.providers()
+            providers = self.context.onnx_providers()  # the CUDA provider on this rank's GPU where there is one
             workers = self.config.workers or (1 if providers[0] != "CPUExecutionProvider" else min(4, available_cpus()))
-            self._detector = BatchedNudeDetector(self.model_path, self.config.resolution, self.session_providers(), workers)
+            self._detector = BatchedNudeDetector(self.model_path, self.config.resolution, providers, workers)
         return self._detector
 
     def settings(self) -> dict[str, Any]:
